@@ -1,0 +1,49 @@
+/**
+ * edgemail: send email from edge functions over SMTP, TLS first.
+ *
+ * ```ts
+ * import { SmtpClient } from "@edgemail/edgemail";
+ *
+ * await using client = new SmtpClient({
+ *   host: "smtp.example.com",
+ *   port: 465,
+ *   auth: { username: "ann", password: "secret" },
+ * });
+ * const result = await client.send({
+ *   from: "Ann <ann@example.com>",
+ *   to: "bob@example.org",
+ *   subject: "Hello",
+ *   text: "Hi Bob",
+ * });
+ * console.log(result.messageId, result.accepted);
+ * ```
+ *
+ * On Cloudflare Workers pass `connect: cloudflareConnect` from
+ * `src/socket/cloudflare.ts`.
+ *
+ * @module
+ */
+
+export {
+  type CompletedDetail,
+  type PoolOptions,
+  resultOf,
+  type SendOptions,
+  sendSettled,
+  type SmtpAuth,
+  SmtpClient,
+  type SmtpClientOptions,
+  type TlsMode,
+} from "./smtp/client.ts";
+export { SmtpError, type SmtpErrorType, type SmtpPhase } from "./smtp/errors.ts";
+export type {
+  DsnOutcome,
+  RecipientRejection,
+  ReplySummary,
+  ResultError,
+  SendResult,
+  StatusEvent,
+} from "./smtp/result.ts";
+export type { Connect, ConnectOptions, SmtpSocket, StartTlsOptions } from "./socket/socket.ts";
+export { denoConnect } from "./socket/deno.ts";
+export * from "./message/mod.ts";

@@ -1,0 +1,91 @@
+/**
+ * Typed errors of the SMTP client. Every failure a caller can see is an
+ * {@linkcode SmtpError} with a `type` (what went wrong) and a `phase` (where).
+ * Messages never carry passwords, tokens or AUTH payloads.
+ *
+ * @module
+ */
+
+import type { RecipientRejection } from "./result.ts";
+
+/** What went wrong; the HTTP layer maps each to a status code. */
+export type SmtpErrorType =
+  | "validation"
+  | "unauthorized"
+  | "forbidden"
+  | "too_large"
+  | "connection"
+  | "tls"
+  | "auth"
+  | "rejected"
+  | "transient"
+  | "timeout"
+  | "protocol"
+  | "unknown_outcome"
+  | "cancelled";
+
+/** The protocol step in which something happened. */
+export type SmtpPhase =
+  | "connect"
+  | "greeting"
+  | "ehlo"
+  | "starttls"
+  | "auth"
+  | "mail"
+  | "rcpt"
+  | "data"
+  | "message";
+
+/** Everything an {@linkcode SmtpError} can carry besides its message. */
+export interface SmtpErrorOptions {
+  /** The protocol step. */
+  phase: SmtpPhase;
+  /** The server's 3-digit reply code, when a reply caused the error. */
+  code?: number;
+  /** The RFC 3463 enhanced status code (`5.1.1`), when the server sent one. */
+  enhancedCode?: string;
+  /** The server's reply text, when a reply caused the error. */
+  response?: string;
+  /** Per-recipient refusals known when the error happened. */
+  rejected?: RecipientRejection[];
+  /** The caller's token of the send that failed. */
+  token?: unknown;
+  /** The underlying error, if any. */
+  cause?: unknown;
+}
+
+/** A typed SMTP failure: `type` says what, `phase` says where. */
+export class SmtpError extends Error {
+  /** What went wrong. */
+  readonly type: SmtpErrorType;
+  /** The protocol step in which it went wrong. */
+  readonly phase: SmtpPhase;
+  /** The server's reply code, if a reply caused it. */
+  readonly code?: number;
+  /** The enhanced status code, if the server sent one. */
+  readonly enhancedCode?: string;
+  /** The server's reply text, if a reply caused it. */
+  readonly response?: string;
+  /** Per-recipient refusals. */
+  rejected: RecipientRejection[];
+  /** The caller's token. */
+  token: unknown;
+
+  /** Creates an error; `message` must not contain secrets. */
+  constructor(type: SmtpErrorType, message: string, options: SmtpErrorOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "SmtpError";
+    this.type = type;
+    this.phase = options.phase;
+    this.code = options.code;
+    this.enhancedCode = options.enhancedCode;
+    this.response = options.response;
+    this.rejected = options.rejected ?? [];
+    this.token = options.token ?? null;
+  }
+}
+
+/** Whether `error` is the DOMException an aborted AbortSignal produces. */
+export function isAbortError(error: unknown): boolean {
+  return error instanceof DOMException && error.name === "AbortError";
+}

@@ -1,0 +1,188 @@
+/**
+ * The reply reader: turns the server's bytes into SMTP replies (RFC 5321
+ * 4.2), strictly. A reply may arrive split across reads at any byte; every
+ * line is bounded in length, every reply in line count, and every read has a
+ * deadline.
+ *
+ * @module
+ */
+
+import { SmtpError, type SmtpPhase } from "./errors.ts";
+import { withDeadline } from "./deadline.ts";
+import type { SmtpSocket } from "../socket/socket.ts";
+import type { ReplySummary } from "./result.ts";
+
+/** One complete server reply. */
+export interface SmtpReply {
+  /** The 3-digit reply code. */
+  code: number;
+  /** The RFC 3463 enhanced status code of the first line, if any (`5.1.1`). */
+  enhancedCode?: string;
+  /** The text of each line, after the code and separator. */
+  lines: string[];
+  /** The text of the lines without codes and enhanced codes, joined with a space. */
+  message: string;
+  /** The reply as received, lines joined with `\n` (for error reports). */
+  raw: string;
+}
+
+/** Limits of the reply reader. */
+export interface ReplyReaderOptions {
+  /** Longest accepted reply line in octets, excluding CRLF. Default 4096 (RFC 5321 asks for 512). */
+  maxLineLength?: number;
+  /** Most lines in one reply. Default 512. */
+  maxLines?: number;
+}
+
+/** Options of one {@linkcode ReplyReader.read}. */
+export interface ReadReplyOptions {
+  /** The protocol step, carried by errors. */
+  phase: SmtpPhase;
+  /** Deadline for the whole reply. */
+  timeoutMs: number;
+  /** Cancels the wait. */
+  signal?: AbortSignal;
+  /** What the reply answers, for the timeout message. */
+  what?: string;
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+const REPLY_LINE = /^([2-5][0-5][0-9])(?:([ -])(.*))?$/s;
+const ENHANCED_CODE = /^([245])\.(\d{1,3})\.(\d{1,3})(?: |$)/;
+const decoder = new TextDecoder();
+
+/** Reads replies from one socket, keeping bytes that arrive ahead of time. */
+export class ReplyReader {
+  #socket: SmtpSocket;
+  #buffer: Uint8Array = new Uint8Array(0);
+  #maxLineLength: number;
+  #maxLines: number;
+
+  /** Reads from `socket`. */
+  constructor(socket: SmtpSocket, options: ReplyReaderOptions = {}) {
+    this.#socket = socket;
+    this.#maxLineLength = options.maxLineLength ?? 4096;
+    this.#maxLines = options.maxLines ?? 512;
+  }
+
+  /** Bytes received beyond the last reply read (a reply the server sent early). */
+  get bufferedBytes(): number {
+    return this.#buffer.length;
+  }
+
+  /**
+   * Continues on a new socket (after STARTTLS). Anything buffered from the
+   * plaintext connection is discarded: it was not protected by TLS.
+   */
+  replaceSocket(socket: SmtpSocket): void {
+    this.#socket = socket;
+    this.#buffer = new Uint8Array(0);
+  }
+
+  /** Reads the next complete reply. */
+  async read(options: ReadReplyOptions): Promise<SmtpReply> {
+    const lines: { code: string; text: string }[] = [];
+    while (true) {
+      const line = await this.#readLine(options);
+      const match = REPLY_LINE.exec(line);
+      if (!match) {
+        throw protocolError(options.phase, "a reply line that does not start with a 3-digit code");
+      }
+      const [, code, separator, text = ""] = match;
+      if (lines.length > 0 && code !== lines[0].code) {
+        throw protocolError(
+          options.phase,
+          `a multi-line reply whose codes differ (${lines[0].code} then ${code})`,
+        );
+      }
+      lines.push({ code, text });
+      if (separator !== "-") return buildReply(lines);
+      if (lines.length >= this.#maxLines) {
+        throw protocolError(options.phase, `a reply longer than ${this.#maxLines} lines`);
+      }
+    }
+  }
+
+  async #readLine(options: ReadReplyOptions): Promise<string> {
+    let searchFrom = 0;
+    while (true) {
+      const lf = this.#buffer.indexOf(LF, searchFrom);
+      if (lf !== -1) {
+        if (lf === 0 || this.#buffer[lf - 1] !== CR) {
+          throw protocolError(options.phase, "a reply line ended by a bare LF instead of CRLF");
+        }
+        if (lf - 1 > this.#maxLineLength) {
+          throw protocolError(options.phase, `a reply line longer than ${this.#maxLineLength} octets`);
+        }
+        const line = this.#buffer.subarray(0, lf - 1);
+        if (line.includes(CR)) {
+          throw protocolError(options.phase, "a reply line containing a bare CR");
+        }
+        const text = decoder.decode(line);
+        this.#buffer = this.#buffer.subarray(lf + 1);
+        return text;
+      }
+      if (this.#buffer.length > this.#maxLineLength + 1) {
+        throw protocolError(options.phase, `a reply line longer than ${this.#maxLineLength} octets`);
+      }
+      searchFrom = this.#buffer.length;
+      const chunk = await withDeadline(this.#socket.read(), {
+        timeoutMs: options.timeoutMs,
+        phase: options.phase,
+        what: options.what ?? "the server's reply",
+        signal: options.signal,
+      });
+      if (chunk === null) {
+        throw new SmtpError(
+          "connection",
+          "The server closed the connection before it finished its reply.",
+          { phase: options.phase },
+        );
+      }
+      this.#buffer = concat(this.#buffer, chunk);
+    }
+  }
+}
+
+/** The parts of a reply reported in status events and results. */
+export function summarizeReply(reply: SmtpReply): ReplySummary {
+  return reply.enhancedCode === undefined
+    ? { code: reply.code, message: reply.message }
+    : { code: reply.code, enhancedCode: reply.enhancedCode, message: reply.message };
+}
+
+function buildReply(lines: { code: string; text: string }[]): SmtpReply {
+  const code = Number(lines[0].code);
+  const enhanced = ENHANCED_CODE.exec(lines[0].text);
+  // An enhanced code counts only when its class agrees with the reply code (RFC 3463).
+  const enhancedCode = enhanced && enhanced[1] === lines[0].code[0]
+    ? `${enhanced[1]}.${enhanced[2]}.${enhanced[3]}`
+    : undefined;
+  const texts = lines.map(({ text }) =>
+    enhancedCode !== undefined && text.startsWith(enhancedCode)
+      ? text.slice(enhancedCode.length).trimStart()
+      : text
+  );
+  return {
+    code,
+    enhancedCode,
+    lines: lines.map(({ text }) => text),
+    message: texts.filter((text) => text !== "").join(" "),
+    raw: lines.map((line, i) =>
+      `${line.code}${i === lines.length - 1 ? " " : "-"}${line.text}`.trimEnd()
+    ).join("\n"),
+  };
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function protocolError(phase: SmtpPhase, what: string): SmtpError {
+  return new SmtpError("protocol", `The server sent ${what}; this is not valid SMTP.`, { phase });
+}
