@@ -88,7 +88,8 @@ declare module "./errors.ts" {
 }
 
 const TLS_MODES: readonly TlsMode[] = ["starttls", "implicit", "opportunistic", "none"];
-const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[?[0-9A-Fa-f:.]+\]?)$/;
+const HOST =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[?[0-9A-Fa-f:.]+\]?)$/;
 
 /**
  * Sends mail over SMTP. Several sends may run at once: they share a pool of
@@ -124,7 +125,10 @@ export class SmtpClient extends EventTarget {
   send(message: MessageInput, options: SendOptions = {}): Promise<SendResult> {
     if (this.#closed) {
       return Promise.reject(
-        new DOMException("This SmtpClient is closed; create a new one to send.", "InvalidStateError"),
+        new DOMException(
+          "This SmtpClient is closed; create a new one to send.",
+          "InvalidStateError",
+        ),
       );
     }
     let parsed: Message;
@@ -197,7 +201,8 @@ export class SmtpClient extends EventTarget {
           rejected: [],
           error: {
             type: "cancelled",
-            message: "The send was cancelled before the message was complete; nothing was delivered.",
+            message:
+              "The send was cancelled before the message was complete; nothing was delivered.",
             phase,
           },
         };
@@ -397,10 +402,14 @@ function resolveSessionOptions(options: SmtpClientOptions): SessionOptions {
     throw new RangeError("timeoutMs must be a positive number of milliseconds.");
   }
   const name = options.name ?? "localhost";
-  if (typeof name !== "string" || name === "") throw new TypeError("name must be a non-empty string.");
+  if (typeof name !== "string" || name === "") {
+    throw new TypeError("name must be a non-empty string.");
+  }
   assertCommandSafe(name, "name");
   if (options.allowInsecureAuth && tls !== "none") {
-    throw new TypeError('allowInsecureAuth only applies with tls "none"; TLS connections need no such flag.');
+    throw new TypeError(
+      'allowInsecureAuth only applies with tls "none"; TLS connections need no such flag.',
+    );
   }
   if (options.auth !== undefined) validateAuth(options.auth);
   if (options.caCerts !== undefined && !Array.isArray(options.caCerts)) {

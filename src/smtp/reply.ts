@@ -113,7 +113,10 @@ export class ReplyReader {
           throw protocolError(options.phase, "a reply line ended by a bare LF instead of CRLF");
         }
         if (lf - 1 > this.#maxLineLength) {
-          throw protocolError(options.phase, `a reply line longer than ${this.#maxLineLength} octets`);
+          throw protocolError(
+            options.phase,
+            `a reply line longer than ${this.#maxLineLength} octets`,
+          );
         }
         const line = this.#buffer.subarray(0, lf - 1);
         if (line.includes(CR)) {
@@ -124,7 +127,10 @@ export class ReplyReader {
         return text;
       }
       if (this.#buffer.length > this.#maxLineLength + 1) {
-        throw protocolError(options.phase, `a reply line longer than ${this.#maxLineLength} octets`);
+        throw protocolError(
+          options.phase,
+          `a reply line longer than ${this.#maxLineLength} octets`,
+        );
       }
       searchFrom = this.#buffer.length;
       const chunk = await withDeadline(this.#socket.read(), {

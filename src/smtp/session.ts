@@ -191,7 +191,11 @@ export class SmtpSession {
           phase: this.#phase,
           what: "QUIT to be written",
         });
-        await this.#reader.read({ phase: this.#phase, timeoutMs: deadline, what: "the reply to QUIT" });
+        await this.#reader.read({
+          phase: this.#phase,
+          timeoutMs: deadline,
+          what: "the reply to QUIT",
+        });
       } catch {
         // The server may close first; the connection is going away either way.
       }
@@ -214,7 +218,9 @@ export class SmtpSession {
     this.#phase = "greeting";
     const greeting = await this.#read("the server's greeting", step);
     status(step, { phase: "greeting", state: "done", reply: summarizeReply(greeting) });
-    if (greeting.code !== 220) throw replyError(greeting, "greeting", "The server refused the connection");
+    if (greeting.code !== 220) {
+      throw replyError(greeting, "greeting", "The server refused the connection");
+    }
 
     await this.#ehlo(step);
     if (!this.#socket.secure && (tls === "starttls" || tls === "opportunistic")) {
@@ -353,7 +359,12 @@ export class SmtpSession {
         return;
       }
       if (reply.code !== 334) {
-        throw replyError(reply, "auth", "Authentication failed", reply.code >= 500 ? "auth" : undefined);
+        throw replyError(
+          reply,
+          "auth",
+          "Authentication failed",
+          reply.code >= 500 ? "auth" : undefined,
+        );
       }
       const answer = pending ?? await sasl.respond(reply.lines[0].trim());
       pending = undefined;
@@ -408,7 +419,9 @@ export class SmtpSession {
     let dataReply: SmtpReply | undefined;
     if (pipelining) {
       await this.#write([mail, ...rcpts, "DATA"].join("\r\n") + "\r\n", step);
-      for (const address of tx.envelope.to) status(step, { phase: "rcpt", state: "started", recipient: address });
+      for (const address of tx.envelope.to) {
+        status(step, { phase: "rcpt", state: "started", recipient: address });
+      }
       mailReply = await this.#read("the reply to MAIL FROM", step);
       this.#reportMail(mailReply, step);
       this.#phase = "rcpt";
@@ -597,10 +610,14 @@ export class SmtpSession {
   #failed(error: unknown): unknown {
     this.#broken = true;
     if (error instanceof SmtpError || isAbortError(error)) return error;
-    return new SmtpError("connection", `The connection to the SMTP server failed: ${describe(error)}`, {
-      phase: this.#phase,
-      cause: error,
-    });
+    return new SmtpError(
+      "connection",
+      `The connection to the SMTP server failed: ${describe(error)}`,
+      {
+        phase: this.#phase,
+        cause: error,
+      },
+    );
   }
 }
 

@@ -1,0 +1,113 @@
+/**
+ * `deno task bench`: edgemail against nodemailer, in one run, to the same
+ * local Postfix `smtp-sink`, directly and through a proxy adding about 20 ms
+ * of round-trip time. Prints messages per second, round trips per message and
+ * the peak extra memory for a 10 MiB attachment, with edgemail / nodemailer ratios.
+ *
+ * @module
+ */
+
+import { startLatencyProxy } from "./latency_proxy.ts";
+
+const SMTP_SINK = "/usr/sbin/smtp-sink";
+const DIRECT_MESSAGES = 500;
+const PROXIED_MESSAGES = 50;
+const PEERS = ["edgemail", "nodemailer"] as const;
+
+async function freePort(): Promise<number> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+async function startSink(): Promise<{ port: number; stop(): void }> {
+  const port = await freePort();
+  const child = new Deno.Command(SMTP_SINK, {
+    args: ["-u", "nobody", `127.0.0.1:${port}`, "256"],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  for (let i = 0; i < 100; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return { port, stop: () => child.kill() };
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  child.kill();
+  throw new Error("smtp-sink did not start");
+}
+
+async function runOne(peer: string, kind: string, port: number, count = 0) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--v8-flags=--expose-gc",
+      new URL("./run_one.ts", import.meta.url).pathname,
+      peer,
+      kind,
+      String(port),
+      String(count),
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!output.success) throw new Error(`${peer} ${kind} failed`);
+  const lines = new TextDecoder().decode(output.stdout).trim().split("\n");
+  return JSON.parse(lines.at(-1)!);
+}
+
+function format(n: number, digits = 1): string {
+  return n.toFixed(digits);
+}
+
+if (!(await Deno.stat(SMTP_SINK).catch(() => null))) {
+  console.log(`Skipping the benchmark: ${SMTP_SINK} is missing (apt-get install postfix).`);
+  Deno.exit(0);
+}
+
+const sink = await startSink();
+const proxy = startLatencyProxy({ hostname: "127.0.0.1", port: sink.port }, { delayMs: 10 });
+const rows: Record<string, Record<string, number>> = {};
+try {
+  for (const peer of PEERS) {
+    const direct = await runOne(peer, "throughput", sink.port, DIRECT_MESSAGES);
+    proxy.reset();
+    const proxied = await runOne(peer, "throughput", proxy.port, PROXIED_MESSAGES);
+    // Round trips of the timed messages only: subtract connection set-up and the warm-up send.
+    const roundTrips = proxy.roundTrips;
+    proxy.reset();
+    const warm = await runOne(peer, "throughput", proxy.port, 0);
+    const setupRoundTrips = proxy.roundTrips;
+    const memory = await runOne(peer, "memory", sink.port);
+    rows[peer] = {
+      directPerSecond: direct.messages / direct.seconds,
+      proxiedPerSecond: proxied.messages / proxied.seconds,
+      roundTripsPerMessage: (roundTrips - setupRoundTrips) / PROXIED_MESSAGES,
+      attachmentPeakMb: memory.peakRssDeltaMb,
+    };
+  }
+} finally {
+  await proxy.close();
+  sink.stop();
+}
+
+const e = rows.edgemail, n = rows.nodemailer;
+console.log("edgemail vs nodemailer, Postfix smtp-sink on 127.0.0.1, one pooled connection each");
+console.log("metric                          edgemail   nodemailer   ratio (e/n)");
+const metrics: [string, string, number][] = [
+  ["messages/s, direct", "directPerSecond", 0],
+  ["messages/s, +20 ms RTT proxy", "proxiedPerSecond", 1],
+  ["round trips per message (warm)", "roundTripsPerMessage", 2],
+  ["peak extra RSS, 10 MiB attachment (MB)", "attachmentPeakMb", 1],
+];
+for (const [label, key, digits] of metrics) {
+  console.log(
+    `${label.padEnd(40)} ${format(e[key], digits).padStart(9)} ${
+      format(n[key], digits).padStart(11)
+    }   ${format(e[key] / n[key], 2)}`,
+  );
+}

@@ -1,0 +1,286 @@
+/**
+ * The session against a scripted fault server: faults no real server produces
+ * on demand. Each test asserts what a caller sees (the typed error) and what
+ * the server saw (nothing delivered, no AUTH before TLS).
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { resultOf, type SendResult, SmtpClient, SmtpError } from "../../src/mod.ts";
+import {
+  type FaultServer,
+  multiline,
+  smtpScript,
+  type SmtpScriptOptions,
+  startFaultServer,
+} from "../support/fault_server.ts";
+
+const message = {
+  from: "ann@example.com",
+  to: ["bob@example.org", "cy@example.org"],
+  subject: "Fault test",
+  text: "Hello\r\n.leading dot\r\n",
+};
+
+async function withServer(
+  script: SmtpScriptOptions,
+  run: (server: FaultServer) => Promise<void>,
+): Promise<void> {
+  const server = await startFaultServer(smtpScript(script));
+  try {
+    await run(server);
+  } finally {
+    await server.close();
+  }
+}
+
+function clientFor(server: FaultServer, options: Record<string, unknown> = {}): SmtpClient {
+  return new SmtpClient({
+    host: "localhost",
+    port: server.port,
+    caCerts: [server.caCert],
+    timeoutMs: 2000,
+    ...options,
+  });
+}
+
+async function sendExpectingError(client: SmtpClient, msg = message): Promise<SmtpError> {
+  try {
+    await client.send(msg);
+  } catch (error) {
+    if (error instanceof SmtpError) return error;
+    throw error;
+  } finally {
+    await client.close();
+  }
+  assert.fail("the send should have failed");
+}
+
+function delivered(server: FaultServer): boolean {
+  // The final dot is the only thing that makes a server deliver.
+  return server.transcript.some((line) => line === ".");
+}
+
+describe("session against a fault server", () => {
+  it("reads replies split at every byte offset", async () => {
+    const greeting = "220 fault.test ESMTP ready\r\n";
+    const ehlo = multiline(250, ["fault.test", "PIPELINING", "ENHANCEDSTATUSCODES", ""]);
+    for (let offset = 1; offset < ehlo.length; offset += 7) {
+      await withServer({
+        greeting: (conn) =>
+          conn.sendInPieces(greeting, [offset % greeting.length], { pauseMs: 5 })
+            .then(() => {}),
+        EHLO: (conn) => conn.sendInPieces(ehlo, [offset], { pauseMs: 5 }).then(() => {}),
+      }, async (server) => {
+        const client = clientFor(server, { tls: "none" });
+        const result = await client.send(message);
+        await client.close();
+        assert.equal(result.status, "sent");
+        assert.deepEqual(result.accepted, message.to);
+      });
+    }
+  });
+
+  it("fails with transient at the greeting when the server answers 421", async () => {
+    await withServer({ greeting: "421 4.3.2 Too busy, try later" }, async (server) => {
+      const error = await sendExpectingError(clientFor(server));
+      assert.equal(error.type, "transient");
+      assert.equal(error.phase, "greeting");
+      assert.equal(error.code, 421);
+      assert.equal(error.enhancedCode, "4.3.2");
+      assert.equal(server.transcript.length, 0);
+    });
+  });
+
+  it("fails with rejected at the greeting when the server answers 554", async () => {
+    await withServer({ greeting: "554 No SMTP service here" }, async (server) => {
+      const error = await sendExpectingError(clientFor(server));
+      assert.equal(error.type, "rejected");
+      assert.equal(error.phase, "greeting");
+      assert.equal(error.code, 554);
+    });
+  });
+
+  it("fails with protocol when a multi-line reply changes its code", async () => {
+    await withServer(
+      { EHLO: "250-fault.test\r\n251-PIPELINING\r\n250 SIZE 100" },
+      async (server) => {
+        const error = await sendExpectingError(clientFor(server, { tls: "none" }));
+        assert.equal(error.type, "protocol");
+        assert.equal(error.phase, "ehlo");
+        assert.match(error.message, /250 then 251/);
+      },
+    );
+  });
+
+  it("fails with protocol on an oversized reply line", async () => {
+    await withServer({ greeting: "220 " + "x".repeat(10_000) }, async (server) => {
+      const error = await sendExpectingError(clientFor(server));
+      assert.equal(error.type, "protocol");
+      assert.equal(error.phase, "greeting");
+      assert.match(error.message, /longer than/);
+    });
+  });
+
+  it("fails with protocol on a reply without a code", async () => {
+    await withServer({ MAIL: "OK fine" }, async (server) => {
+      const error = await sendExpectingError(clientFor(server, { tls: "none" }));
+      assert.equal(error.type, "protocol");
+      assert.equal(error.phase, "mail");
+    });
+  });
+
+  it("gives up on a silent server with a timeout", async () => {
+    await withServer({ MAIL: (conn) => conn.waitClosed() }, async (server) => {
+      const started = Date.now();
+      const error = await sendExpectingError(clientFor(server, { tls: "none", timeoutMs: 300 }));
+      assert.equal(error.type, "timeout");
+      assert.equal(error.phase, "mail");
+      assert.ok(Date.now() - started < 5000);
+      assert.equal(delivered(server), false);
+    });
+  });
+
+  it("sends neither AUTH nor MAIL when STARTTLS is required but not offered", async () => {
+    await withServer({ capabilities: ["PIPELINING", "AUTH PLAIN LOGIN"] }, async (server) => {
+      const error = await sendExpectingError(
+        clientFor(server, { auth: { username: "ann", password: "s3cret-pass" } }),
+      );
+      assert.equal(error.type, "tls");
+      assert.equal(error.phase, "starttls");
+      assert.deepEqual(server.transcript.map((line) => line.split(" ")[0]), ["EHLO"]);
+      assert.doesNotMatch(JSON.stringify(error), /s3cret/);
+    });
+  });
+
+  it("fails with tls when the server refuses STARTTLS", async () => {
+    await withServer({ STARTTLS: "454 4.7.0 TLS not available" }, async (server) => {
+      const error = await sendExpectingError(clientFor(server));
+      assert.equal(error.type, "tls");
+      assert.equal(error.phase, "starttls");
+      assert.equal(error.code, 454);
+      assert.ok(!server.transcript.some((line) => line.startsWith("MAIL")));
+    });
+  });
+
+  it("drops the connection when bytes are glued after the STARTTLS 220", async () => {
+    await withServer({
+      STARTTLS: async (conn) => {
+        await conn.send("220 2.0.0 Ready\r\n250-injected\r\n250 AUTH PLAIN\r\n");
+        await conn.waitClosed();
+      },
+    }, async (server) => {
+      const error = await sendExpectingError(clientFor(server));
+      assert.equal(error.type, "tls");
+      assert.equal(error.phase, "starttls");
+      assert.match(error.message, /injection/);
+      assert.deepEqual(server.transcript, [server.transcript[0], "STARTTLS"]);
+    });
+  });
+
+  it("trusts only the capabilities sent after STARTTLS", async () => {
+    await withServer({
+      capabilities: ["STARTTLS", "SIZE 10"],
+      capabilitiesAfterTls: ["PIPELINING", "SIZE 100000"],
+    }, async (server) => {
+      const client = clientFor(server);
+      const result = await client.send(message);
+      await client.close();
+      assert.equal(result.status, "sent");
+      // PIPELINING after TLS: MAIL, both RCPTs and DATA arrive in one go.
+      const mail = server.transcript.findIndex((line) => line.startsWith("MAIL FROM"));
+      assert.match(server.transcript[mail], /SIZE=\d+/);
+    });
+  });
+
+  it("fails with connection (not unknown) when the server drops the connection mid-DATA", async () => {
+    // Larger than the loopback socket buffers, so the drop is seen while writing.
+    const big = { ...message, text: "line of text\n".repeat(2_000_000) };
+    await withServer({
+      capabilities: ["PIPELINING", "8BITMIME"],
+      DATA: async (conn) => {
+        await conn.send("354 go ahead\r\n");
+        await conn.readBytes(1000);
+        conn.destroy();
+      },
+    }, async (server) => {
+      const error = await sendExpectingError(clientFor(server, { tls: "none" }), big);
+      assert.equal(error.type, "connection");
+      assert.equal(error.phase, "message");
+      assert.equal(resultOf(error)?.status, "failed");
+      assert.equal(delivered(server), false);
+    });
+  });
+
+  it("reports unknown_outcome when the connection drops after the final dot", async () => {
+    await withServer({ message: (conn) => conn.destroy() }, async (server) => {
+      const error = await sendExpectingError(clientFor(server, { tls: "none" }));
+      assert.equal(error.type, "unknown_outcome");
+      assert.equal(error.phase, "message");
+      const result = resultOf(error) as SendResult;
+      assert.equal(result.status, "failed");
+      assert.equal(result.error?.type, "unknown_outcome");
+    });
+  });
+
+  it("cancels during RCPT: nothing delivered, result cancelled", async () => {
+    const controller = new AbortController();
+    await withServer({
+      RCPT: async (conn) => {
+        controller.abort();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await conn.send("250 2.1.5 Ok\r\n");
+      },
+    }, async (server) => {
+      const client = clientFor(server, { tls: "none" });
+      const completed = new Promise<CustomEvent>((resolve) =>
+        client.addEventListener("completed", (e) => resolve(e as CustomEvent), { once: true })
+      );
+      await assert.rejects(
+        client.send({ ...message, token: "t-1" }, { signal: controller.signal }),
+        { name: "AbortError" },
+      );
+      const event = await completed;
+      assert.equal(event.detail.cancelled, true);
+      assert.equal(event.detail.token, "t-1");
+      assert.equal(event.detail.result.status, "cancelled");
+      assert.equal(event.detail.result.error.type, "cancelled");
+      await client.close();
+      assert.equal(delivered(server), false);
+    });
+  });
+});
+
+describe("session against a fault server: pipelining", () => {
+  let server: FaultServer;
+  before(async () => {
+    server = await startFaultServer(smtpScript({
+      RCPT: (conn, line) =>
+        conn.send(
+          line.includes("cy@")
+            ? "550 5.1.1 <cy@example.org>: Recipient address rejected\r\n"
+            : "250 2.1.5 Ok\r\n",
+        ).then(() => {}),
+    }));
+  });
+  after(() => server.close());
+
+  it("abandons a pipelined transaction whose DATA got 354 without sending the final dot", async () => {
+    const client = clientFor(server, { tls: "none" });
+    const error = await sendExpectingError(client);
+    assert.equal(error.type, "rejected");
+    assert.equal(error.phase, "rcpt");
+    assert.deepEqual(error.rejected.map((r) => r.address), ["cy@example.org"]);
+    assert.equal(error.rejected[0].enhancedCode, "5.1.1");
+    assert.equal(delivered(server), false);
+  });
+
+  it("sends to the accepted recipients under allowPartial", async () => {
+    const client = clientFor(server, { tls: "none" });
+    const result = await client.send({ ...message, allowPartial: true });
+    await client.close();
+    assert.equal(result.status, "sent");
+    assert.deepEqual(result.accepted, ["bob@example.org"]);
+    assert.deepEqual(result.rejected.map((r) => [r.address, r.code]), [["cy@example.org", 550]]);
+    assert.equal(delivered(server), true);
+  });
+});
