@@ -14,7 +14,7 @@ const DIRECT_MESSAGES = 500;
 const PROXIED_MESSAGES = 50;
 const PEERS = ["edgemail", "nodemailer"] as const;
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
@@ -22,7 +22,7 @@ async function freePort(): Promise<number> {
 }
 
 async function startSink(): Promise<{ port: number; stop(): void }> {
-  const port = await freePort();
+  const port = freePort();
   const child = new Deno.Command(SMTP_SINK, {
     args: ["-u", "nobody", `127.0.0.1:${port}`, "256"],
     stdout: "null",
@@ -80,7 +80,7 @@ try {
     // Round trips of the timed messages only: subtract connection set-up and the warm-up send.
     const roundTrips = proxy.roundTrips;
     proxy.reset();
-    const warm = await runOne(peer, "throughput", proxy.port, 0);
+    await runOne(peer, "throughput", proxy.port, 0);
     const setupRoundTrips = proxy.roundTrips;
     const memory = await runOne(peer, "memory", sink.port);
     rows[peer] = {
