@@ -424,14 +424,22 @@ export class SmtpSession {
       }
       mailReply = await this.#read("the reply to MAIL FROM", step);
       this.#reportMail(mailReply, step);
-      this.#phase = "rcpt";
-      for (const address of tx.envelope.to) {
-        rcptReplies.push(await this.#read("the reply to RCPT TO", step));
-        this.#reportRcpt(address, rcptReplies.at(-1)!, step);
+      try {
+        this.#phase = "rcpt";
+        for (const address of tx.envelope.to) {
+          rcptReplies.push(await this.#read("the reply to RCPT TO", step));
+          this.#reportRcpt(address, rcptReplies.at(-1)!, step);
+        }
+        this.#phase = "data";
+        status(step, { phase: "data", state: "started" });
+        dataReply = await this.#read("the reply to DATA", step);
+      } catch (error) {
+        // A server that refused MAIL (421 included) may hang up before the
+        // other replies: the refusal is the error worth reporting.
+        if (isPositive(mailReply) || isAbortError(error)) throw error;
+        await this.destroy();
+        throw replyError(mailReply, "mail", "The server refused the sender");
       }
-      this.#phase = "data";
-      status(step, { phase: "data", state: "started" });
-      dataReply = await this.#read("the reply to DATA", step);
     } else {
       await this.#write(mail + "\r\n", step);
       mailReply = await this.#read("the reply to MAIL FROM", step);

@@ -284,3 +284,52 @@ describe("session against a fault server: pipelining", () => {
     assert.equal(delivered(server), true);
   });
 });
+
+describe("session against a fault server: stale pooled connections", () => {
+  it("retries once on a fresh connection when a pooled one was dropped by the server", async () => {
+    let connection = 0;
+    const server = await startFaultServer(async (conn) => {
+      connection++;
+      if (connection === 1) {
+        // Serve one message, then close while the client thinks the connection is idle.
+        await smtpScript({
+          message: async (c) => {
+            await c.send("250 2.0.0 Ok: queued as ONE\r\n");
+            await c.readLine();
+            await c.send("421 4.4.2 Idle timeout\r\n");
+            c.destroy();
+          },
+        })(conn);
+      } else {
+        await smtpScript()(conn);
+      }
+    });
+    try {
+      const client = clientFor(server, { tls: "none" });
+      const first = await client.send(message);
+      // Give the server time to time out the idle connection.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const second = await client.send(message);
+      await client.close();
+      assert.match(first.response!, /ONE/);
+      assert.equal(second.status, "sent");
+      assert.equal(server.connections, 2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("reports a 421 at MAIL when the server hangs up before the other replies", async () => {
+    await withServer({
+      MAIL: async (conn) => {
+        await conn.send("421 4.3.2 Service shutting down\r\n");
+        conn.destroy();
+      },
+    }, async (server) => {
+      const error = await sendExpectingError(clientFor(server, { tls: "none" }));
+      assert.equal(error.type, "transient");
+      assert.equal(error.phase, "mail");
+      assert.equal(error.code, 421);
+    });
+  });
+});
