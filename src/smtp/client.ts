@@ -80,13 +80,6 @@ export interface CompletedDetail {
   token: unknown;
 }
 
-declare module "./errors.ts" {
-  interface SmtpError {
-    /** The full result of the failed send, when the error ended a send. */
-    result?: SendResult;
-  }
-}
-
 const TLS_MODES: readonly TlsMode[] = ["starttls", "implicit", "opportunistic", "none"];
 const HOST =
   /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[?[0-9A-Fa-f:.]+\]?)$/;

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { RecipientRejection } from "./result.ts";
+import type { RecipientRejection, SendResult } from "./result.ts";
 
 /** What went wrong; the HTTP layer maps each to a status code. */
 export type SmtpErrorType =
@@ -70,6 +70,8 @@ export class SmtpError extends Error {
   rejected: RecipientRejection[];
   /** The caller's token. */
   token: unknown;
+  /** The full result of the failed send, when this error ended a send. */
+  result?: SendResult;
 
   /** Creates an error; `message` must not contain secrets. */
   constructor(type: SmtpErrorType, message: string, options: SmtpErrorOptions) {
