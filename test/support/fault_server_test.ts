@@ -1,0 +1,261 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  connectRaw,
+  type FaultConnection,
+  multiline,
+  smtpScript,
+  startFaultServer,
+} from "./fault_server.ts";
+
+describe("startFaultServer with smtpScript", () => {
+  it("plays a whole plain session and records every line", async () => {
+    const server = await startFaultServer(smtpScript());
+    const client = await connectRaw(server.port);
+    try {
+      assert.equal(await client.readReply(), "220 fault.test ESMTP ready");
+      await client.send("EHLO client.test\r\n");
+      const ehlo = await client.readReply();
+      assert.match(ehlo ?? "", /^250-fault\.test\r\n/);
+      assert.match(ehlo ?? "", /\r\n250 STARTTLS$/);
+      assert.match(ehlo ?? "", /^250-PIPELINING\r$/m);
+      await client.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+      assert.equal(await client.readReply(), "250 2.1.0 Ok");
+      assert.equal(await client.readReply(), "250 2.1.5 Ok");
+      assert.match(await client.readReply() ?? "", /^354 /);
+      await client.send("Subject: hi\r\n\r\n..dot\r\n.\r\n");
+      assert.equal(await client.readReply(), "250 2.0.0 Ok: queued as FAULT1");
+      await client.send("QUIT\r\n");
+      assert.equal(await client.readReply(), "221 2.0.0 Bye");
+      assert.equal(await client.readReply(), null, "the server closes after QUIT");
+    } finally {
+      client.close();
+      await server.close();
+    }
+    assert.equal(server.connections, 1);
+    assert.deepEqual(server.transcript, [
+      "EHLO client.test",
+      "MAIL FROM:<a@example.com>",
+      "RCPT TO:<b@example.com>",
+      "DATA",
+      "Subject: hi",
+      "",
+      "..dot",
+      ".",
+      "QUIT",
+    ]);
+  });
+
+  it("runs an overridden step instead of the default and keeps the others", async () => {
+    let content: string | undefined;
+    const server = await startFaultServer(smtpScript({
+      RCPT: (conn, line) =>
+        conn.send(line.includes("bad@") ? "550 5.1.1 No such user\r\n" : "250 2.1.5 Ok\r\n")
+          .then(() => {}),
+      message: (conn, data) => {
+        content = data;
+        conn.destroy(); // the connection is lost after the whole message
+      },
+    }));
+    const client = await connectRaw(server.port);
+    try {
+      await client.readReply();
+      await client.send("EHLO c\r\n");
+      await client.readReply();
+      await client.send("MAIL FROM:<a@example.com>\r\n");
+      assert.equal(await client.readReply(), "250 2.1.0 Ok");
+      await client.send("RCPT TO:<bad@example.com>\r\n");
+      assert.equal(await client.readReply(), "550 5.1.1 No such user");
+      await client.send("RCPT TO:<good@example.com>\r\n");
+      assert.equal(await client.readReply(), "250 2.1.5 Ok");
+      await client.send("DATA\r\n");
+      await client.readReply();
+      await client.send("x\r\n.\r\n");
+      assert.equal(await client.readReply(), null);
+    } finally {
+      client.close();
+      await server.close();
+    }
+    assert.equal(content, "x\r\n.\r\n");
+  });
+
+  it("upgrades with STARTTLS and advertises the post-TLS capabilities", async () => {
+    const server = await startFaultServer(smtpScript({
+      capabilities: ["STARTTLS", "AUTH PLAIN"],
+      capabilitiesAfterTls: ["AUTH LOGIN"],
+    }));
+    const client = await connectRaw(server.port);
+    try {
+      await client.readReply();
+      await client.send("EHLO c\r\n");
+      assert.equal(await client.readReply(), "250-fault.test\r\n250-STARTTLS\r\n250 AUTH PLAIN");
+      await client.send("STARTTLS\r\n");
+      assert.equal(await client.readReply(), "220 2.0.0 Ready to start TLS");
+      await client.startTls(server.caCert);
+      assert.equal(client.secure, true);
+      await client.send("EHLO c\r\n");
+      assert.equal(await client.readReply(), "250-fault.test\r\n250 AUTH LOGIN");
+      await client.send(`AUTH PLAIN ${btoa("\0user\0secret")}\r\n`);
+      assert.equal(await client.readReply(), "235 2.7.0 Authentication successful");
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+
+  it("serves implicit TLS", async () => {
+    const server = await startFaultServer(smtpScript(), { implicitTls: true });
+    const client = await connectRaw(server.port, { implicitTlsCaCert: server.caCert });
+    try {
+      assert.equal(await client.readReply(), "220 fault.test ESMTP ready");
+      await client.send("EHLO c\r\n");
+      const ehlo = await client.readReply();
+      assert.doesNotMatch(ehlo ?? "", /STARTTLS/, "no STARTTLS on a TLS connection");
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+
+  it("answers BDAT chunks and runs the message step after LAST", async () => {
+    const server = await startFaultServer(smtpScript({ capabilities: ["CHUNKING"] }));
+    const client = await connectRaw(server.port);
+    try {
+      await client.readReply();
+      await client.send("EHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n");
+      for (let i = 0; i < 3; i++) await client.readReply();
+      await client.send("BDAT 5\r\nhelloBDAT 3 LAST\r\n!\r\n");
+      assert.equal(await client.readReply(), "250 2.0.0 5 octets received");
+      assert.equal(await client.readReply(), "250 2.0.0 Ok: queued as FAULT1");
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+});
+
+describe("FaultConnection", () => {
+  it("sendInPieces makes the client see separate reads", async () => {
+    const server = await startFaultServer(async (conn) => {
+      await conn.sendInPieces("220 split greeting\r\n", [2, 9], { pauseMs: 150 });
+      await conn.readLine();
+    });
+    const conn = await Deno.connect({ hostname: server.host, port: server.port });
+    try {
+      const buffer = new Uint8Array(1024);
+      const chunks: string[] = [];
+      while (chunks.join("").length < "220 split greeting\r\n".length) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        chunks.push(new TextDecoder().decode(buffer.subarray(0, n)));
+      }
+      assert.deepEqual(chunks, ["22", "0 split", " greeting\r\n"]);
+    } finally {
+      conn.close();
+      await server.close();
+    }
+  });
+
+  it("discards plaintext pipelined behind STARTTLS and reads what follows over TLS", async () => {
+    const lines: (string | null)[] = [];
+    const server = await startFaultServer(async (conn) => {
+      await conn.send("220 hi\r\n");
+      lines.push(await conn.readLine());
+      await conn.send("220 go ahead\r\n");
+      await conn.startTls();
+      lines.push(await conn.readLine());
+      await conn.send("250 ok\r\n");
+      await conn.readLine();
+    });
+    const client = await connectRaw(server.port);
+    try {
+      await client.readReply();
+      await client.send("STARTTLS\r\nEHLO injected\r\n");
+      assert.equal(await client.readReply(), "220 go ahead");
+      await client.startTls(server.caCert);
+      await client.send("EHLO real\r\n");
+      assert.equal(await client.readReply(), "250 ok");
+    } finally {
+      client.close();
+      await server.close();
+    }
+    assert.deepEqual(lines, ["STARTTLS", "EHLO real"]);
+    assert.deepEqual(server.transcript, ["STARTTLS", "EHLO injected", "EHLO real"]);
+  });
+
+  it("reports the client closing: readLine gives null, waitClosed resolves", async () => {
+    let seen: FaultConnection | undefined;
+    let last: string | null | undefined;
+    const done = Promise.withResolvers<void>();
+    const server = await startFaultServer(async (conn) => {
+      seen = conn;
+      await conn.send("220 hi\r\n");
+      last = await conn.readLine();
+      await conn.waitClosed();
+      done.resolve();
+    });
+    const client = await connectRaw(server.port);
+    await client.readReply();
+    await client.send("partial line without end");
+    client.close();
+    await done.promise;
+    await server.close();
+    assert.equal(last, null);
+    assert.equal(seen?.closed, true);
+    assert.equal(seen?.received, "partial line without end");
+    assert.deepEqual(server.transcript, []);
+  });
+
+  it("readData returns an empty message as just the terminator", async () => {
+    let data: string | null | undefined;
+    const server = await startFaultServer(async (conn) => {
+      await conn.send("354 go\r\n");
+      data = await conn.readData();
+      await conn.send("250 ok\r\n");
+    });
+    const client = await connectRaw(server.port);
+    try {
+      await client.readReply();
+      await client.send(".\r\n");
+      assert.equal(await client.readReply(), "250 ok");
+    } finally {
+      client.close();
+      await server.close();
+    }
+    assert.equal(data, ".\r\n");
+  });
+
+  it("rejects close() with the error a script threw", async () => {
+    const server = await startFaultServer((conn) => {
+      conn.destroy();
+      throw new Error("script assertion failed");
+    });
+    const client = await connectRaw(server.port);
+    assert.equal(await client.readReply(), null);
+    client.close();
+    await assert.rejects(server.close(), /script assertion failed/);
+    assert.equal(server.errors.length, 1);
+  });
+
+  it("close() ends a script that waits for a silent client", async () => {
+    const server = await startFaultServer(async (conn) => {
+      await conn.send("220 hi\r\n");
+      await conn.waitClosed();
+    });
+    const client = await connectRaw(server.port);
+    try {
+      await client.readReply();
+      await server.close();
+      assert.equal(await client.readReply(), null, "the client sees the connection end");
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe("multiline", () => {
+  it("formats continuation and final lines", () => {
+    assert.equal(multiline(250, ["a", "b", "c"]), "250-a\r\n250-b\r\n250 c\r\n");
+    assert.equal(multiline(221, ["bye"]), "221 bye\r\n");
+  });
+});
