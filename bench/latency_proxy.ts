@@ -59,11 +59,8 @@ export function startLatencyProxy(
       // connection reset: tear down below
     }
     await chain;
-    try {
-      to.closeWrite();
-    } catch {
-      // already closed
-    }
+    // Pass the half-close on; the other side may already be gone.
+    await Promise.resolve().then(() => to.closeWrite()).catch(() => {});
   }
 
   (async () => {
