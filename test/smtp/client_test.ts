@@ -375,3 +375,123 @@ describe("SmtpClient: options and arguments", () => {
     assert.equal(connects, 0);
   });
 });
+
+describe("SmtpClient: TLS modes", () => {
+  it("sends over implicit TLS", async () => {
+    const server = await startSmtpServer({ secure: true });
+    try {
+      const client = clientFor(server, { tls: "implicit" });
+      const result = await client.send(base);
+      await client.close();
+      assert.equal(result.status, "sent");
+      assert.equal(server.messages[0].secure, true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("fails with tls when the certificate is not trusted, implicit or STARTTLS", async () => {
+    for (const secure of [true, false]) {
+      const server = await startSmtpServer({ secure });
+      try {
+        const client = new SmtpClient({
+          host: "localhost",
+          port: server.port,
+          tls: secure ? "implicit" : "starttls",
+          timeoutMs: 5000,
+        });
+        const error = await client.send(base).catch((e) => e);
+        await client.close();
+        assert.ok(error instanceof SmtpError, String(error));
+        assert.equal(error.type, "tls", `secure=${secure}: ${error.message}`);
+        assert.equal(error.phase, secure ? "connect" : "starttls");
+        assert.equal(server.messages.length, 0);
+      } finally {
+        await server.close();
+      }
+    }
+  });
+
+  it("fails with tls when the certificate does not match the host name", async () => {
+    const server = await startSmtpServer();
+    try {
+      // The test certificate names localhost, 127.0.0.1 and ::1, not this alias.
+      const client = new SmtpClient({
+        host: "localhost.localdomain.invalid",
+        port: server.port,
+        caCerts: [server.caCert],
+        timeoutMs: 5000,
+        connect: (options) =>
+          import("../../src/socket/deno.ts").then(({ denoConnect }) =>
+            denoConnect({ ...options, hostname: "127.0.0.1" }).then((socket) => ({
+              secure: socket.secure,
+              read: () => socket.read(),
+              write: (bytes) => socket.write(bytes),
+              close: () => socket.close(),
+              startTls: (tls) => socket.startTls({ ...tls, hostname: options.hostname }),
+            }))
+          ),
+      });
+      const error = await client.send(base).catch((e) => e);
+      await client.close();
+      assert.equal(error.type, "tls");
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("falls back to HELO when EHLO is refused (plaintext mode)", async () => {
+    const server = await startSmtpServer({ disableEhlo: true, starttls: false });
+    try {
+      const client = clientFor(server, { tls: "none" });
+      const result = await client.send(base);
+      await client.close();
+      assert.equal(result.status, "sent");
+      assert.ok(server.commands.some((c) => c.startsWith("HELO")));
+      // No extensions after HELO: no SIZE, no BODY parameter.
+      assert.ok(server.commands.some((c) => c === "MAIL FROM:<ann@example.com>"));
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("opportunistic: plaintext without STARTTLS, but never AUTH over it", async () => {
+    const server = await startSmtpServer({ starttls: false, allowInsecureAuth: true });
+    try {
+      const plain = clientFor(server, { tls: "opportunistic" });
+      assert.equal((await plain.send(base)).status, "sent");
+      await plain.close();
+      const withAuth = clientFor(server, {
+        tls: "opportunistic",
+        auth: { username: "ann", password: PASSWORD },
+      });
+      const error = await withAuth.send(base).catch((e) => e);
+      await withAuth.close();
+      assert.equal(error.type, "tls");
+      assert.ok(!server.commands.some((c) => c.startsWith("AUTH")));
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("none: AUTH only with allowInsecureAuth", async () => {
+    const server = await startSmtpServer({ starttls: false, allowInsecureAuth: true });
+    try {
+      const refused = clientFor(server, { tls: "none", auth: { username: "ann", password: "p" } });
+      const error = await refused.send(base).catch((e) => e);
+      await refused.close();
+      assert.equal(error.type, "auth");
+      assert.ok(!server.commands.some((c) => c.startsWith("AUTH")));
+      const allowed = clientFor(server, {
+        tls: "none",
+        allowInsecureAuth: true,
+        auth: { username: "ann", password: "p" },
+      });
+      assert.equal((await allowed.send(base)).status, "sent");
+      await allowed.close();
+      assert.equal(server.messages.at(-1)?.user, "ann");
+    } finally {
+      await server.close();
+    }
+  });
+});
