@@ -19,7 +19,7 @@
  * ```
  *
  * On Cloudflare Workers pass `connect: cloudflareConnect` from
- * `src/socket/cloudflare.ts`.
+ * `@edgemail/edgemail/cloudflare` (`src/socket/cloudflare.ts`).
  *
  * @module
  */

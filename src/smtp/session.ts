@@ -618,6 +618,8 @@ export class SmtpSession {
   #failed(error: unknown): unknown {
     this.#broken = true;
     if (error instanceof SmtpError || isAbortError(error)) return error;
+    // workerd reports a failed handshake on the first read or write after it.
+    if ((error as Error)?.name === "TlsHandshakeError") return asTlsError(error, this.#phase);
     return new SmtpError(
       "connection",
       `The connection to the SMTP server failed: ${describe(error)}`,

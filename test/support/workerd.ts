@@ -121,8 +121,8 @@ export async function serveScript(
     unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
     outboundService: {
       network: {
-        // Loopback is "local" to workerd: allow it, as `wrangler dev` does.
-        allow: ["public", "private", "local"],
+        // As miniflare's default outbound service: the tests' peers are on loopback.
+        allow: ["public", "private", "240.0.0.0/4"],
         deny: [],
         tlsOptions: { trustBrowserCas: true, trustedCertificates: options.trustedCertificates },
       },
