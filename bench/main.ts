@@ -97,7 +97,7 @@ try {
 
 const e = rows.edgemail, n = rows.nodemailer;
 console.log("edgemail vs nodemailer, Postfix smtp-sink on 127.0.0.1, one pooled connection each");
-console.log("metric                          edgemail   nodemailer   ratio (e/n)");
+console.log(`${"metric".padEnd(40)}  edgemail  nodemailer   ratio (e/n)`);
 const metrics: [string, string, number][] = [
   ["messages/s, direct", "directPerSecond", 0],
   ["messages/s, +20 ms RTT proxy", "proxiedPerSecond", 1],

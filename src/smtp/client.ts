@@ -250,7 +250,9 @@ export class SmtpClient extends EventTarget {
         const idle = this.#idle.pop();
         if (idle) {
           clearTimeout(idle.timer);
+          idle.session.unpark();
           if (idle.session.reusable) return { session: idle.session, reused: true };
+          idle.session.destroy();
           this.#open--;
           continue;
         }
@@ -309,6 +311,7 @@ export class SmtpClient extends EventTarget {
         session.quit();
         this.#wakeOne();
       }, this.#pool.idleTimeoutMs);
+      session.park();
       this.#idle.push({ session, timer });
     }
     this.#wakeOne();

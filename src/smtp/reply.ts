@@ -58,6 +58,9 @@ export class ReplyReader {
   #buffer: Uint8Array = new Uint8Array(0);
   #maxLineLength: number;
   #maxLines: number;
+  #pendingRead: Promise<Uint8Array | null> | undefined;
+  #watching = false;
+  #idleActivity = false;
 
   /** Reads from `socket`. */
   constructor(socket: SmtpSocket, options: ReplyReaderOptions = {}) {
@@ -69,6 +72,33 @@ export class ReplyReader {
   /** Bytes received beyond the last reply read (a reply the server sent early). */
   get bufferedBytes(): number {
     return this.#buffer.length;
+  }
+
+  /**
+   * Starts reading while the connection is idle in a pool, so that a server
+   * that speaks unprompted (a 421 before closing) or hangs up is noticed
+   * before the next transaction is written. The bytes are kept for the next
+   * {@linkcode ReplyReader.read}.
+   */
+  watchIdle(): void {
+    this.#watching = true;
+    if (this.#pendingRead) return;
+    const pending = this.#socket.read();
+    this.#pendingRead = pending;
+    const noticed = () => {
+      if (this.#watching) this.#idleActivity = true;
+    };
+    pending.then(noticed, noticed);
+  }
+
+  /** Ends {@linkcode ReplyReader.watchIdle}; a read still pending serves the next reply. */
+  stopWatching(): void {
+    this.#watching = false;
+  }
+
+  /** Whether the server sent anything, or closed, while watched as idle. */
+  get idleActivity(): boolean {
+    return this.#idleActivity;
   }
 
   /**
@@ -133,7 +163,9 @@ export class ReplyReader {
         );
       }
       searchFrom = this.#buffer.length;
-      const chunk = await withDeadline(this.#socket.read(), {
+      const pending = this.#pendingRead ?? this.#socket.read();
+      this.#pendingRead = undefined;
+      const chunk = await withDeadline(pending, {
         timeoutMs: options.timeoutMs,
         phase: options.phase,
         what: options.what ?? "the server's reply",

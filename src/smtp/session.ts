@@ -10,8 +10,8 @@
 import type { Connect, SmtpSocket } from "../socket/socket.ts";
 import { Capabilities } from "./capabilities.ts";
 import { greetCommand, mailFromCommand, needsSmtputf8, rcptToCommand } from "./commands.ts";
-import { encodeData } from "./data_encoder.ts";
-import { withDeadline } from "./deadline.ts";
+import { canonicalizeLineEnds, encodeData } from "./data_encoder.ts";
+import { abortErrorFrom, withDeadline } from "./deadline.ts";
 import { isAbortError, SmtpError, type SmtpErrorType, type SmtpPhase } from "./errors.ts";
 import { ReplyReader, type SmtpReply, summarizeReply } from "./reply.ts";
 import type { DsnOutcome, RecipientRejection, StatusEvent } from "./result.ts";
@@ -155,7 +155,17 @@ export class SmtpSession {
 
   /** Whether another transaction may use this connection. */
   get reusable(): boolean {
-    return !this.#broken && !this.#closed;
+    return !this.#broken && !this.#closed && !this.#reader.idleActivity;
+  }
+
+  /** Marks the connection idle: anything the server sends or a hang-up now retires it. */
+  park(): void {
+    this.#reader.watchIdle();
+  }
+
+  /** Takes the connection out of the idle state for a transaction. */
+  unpark(): void {
+    this.#reader.stopWatching();
   }
 
   /** The protocol step the session is in (or ended in). */
@@ -412,6 +422,12 @@ export class SmtpSession {
       rcptToCommand(address, dsn ? { notify: dsn.notify, originalRecipient: address } : {})
     );
     const pipelining = caps.has("PIPELINING");
+    // BDAT LAST pipelined behind the RCPTs costs one round trip per message, but a
+    // refused recipient then no longer stops the message for the others: only
+    // when that cannot matter (one recipient, or allowPartial).
+    if (pipelining && caps.has("CHUNKING") && (tx.envelope.to.length === 1 || tx.allowPartial)) {
+      return await this.#chunkedTransaction(tx, [mail, ...rcpts], step, dsnSupported);
+    }
 
     status(step, { phase: "mail", state: "started" });
     let mailReply: SmtpReply;
@@ -461,31 +477,10 @@ export class SmtpSession {
       await this.#abandonTransaction(dataReply, step);
       throw replyError(mailReply, "mail", "The server refused the sender");
     }
-    const accepted: string[] = [];
-    const rejected: RecipientRejection[] = [];
-    tx.envelope.to.forEach((address, i) => {
-      const reply = rcptReplies[i];
-      if (isPositive(reply)) accepted.push(address);
-      else rejected.push(rejection(address, reply));
-    });
-    if (accepted.length === 0 || (rejected.length > 0 && !tx.allowPartial)) {
+    const { accepted, rejected, refusal } = judgeRecipients(tx, rcptReplies);
+    if (refusal) {
       await this.#abandonTransaction(dataReply, step);
-      const first = rejected[0];
-      const allTemporary = rejected.every((r) => r.code < 500);
-      throw new SmtpError(
-        allTemporary ? "transient" : "rejected",
-        accepted.length === 0
-          ? `The server refused every recipient (${rejected.length}).`
-          : `The server refused ${rejected.length} of ${tx.envelope.to.length} recipients; ` +
-            "nothing was sent (set allowPartial to send to the accepted ones).",
-        {
-          phase: "rcpt",
-          code: first.code,
-          enhancedCode: first.enhancedCode,
-          response: rcptReplies[tx.envelope.to.indexOf(first.address)].raw,
-          rejected,
-        },
-      );
+      throw refusal;
     }
 
     if (!pipelining) {
@@ -512,6 +507,124 @@ export class SmtpSession {
     const outcome: TransactionOutcome = { accepted, rejected, response: finalReply.raw };
     if (tx.dsn) outcome.dsn = { requested: true, supported: dsnSupported };
     return outcome;
+  }
+
+  /**
+   * One transaction with CHUNKING (RFC 3030): MAIL, every RCPT and the message
+   * as `BDAT` chunks, the first in the same write as the commands. The last
+   * chunk (`BDAT n LAST`) plays the part of the final dot: cancellation is
+   * honoured until it is written, and a lost connection afterwards means the
+   * outcome is unknown.
+   */
+  async #chunkedTransaction(
+    tx: Transaction,
+    commands: string[],
+    step: StepOptions,
+    dsnSupported: boolean,
+  ): Promise<TransactionOutcome> {
+    status(step, { phase: "mail", state: "started" });
+    for (const address of tx.envelope.to) {
+      status(step, { phase: "rcpt", state: "started", recipient: address });
+    }
+    status(step, { phase: "message", state: "started" });
+    let pending = encoder.encode(commands.join("\r\n") + "\r\n");
+    let chunks = 0;
+    const iterator = canonicalizeLineEnds(tx.chunks())[Symbol.iterator]();
+    let current = iterator.next();
+    while (true) {
+      const next = current.done ? current : iterator.next();
+      const last = next.done === true;
+      const piece = current.done ? new Uint8Array(0) : current.value;
+      const header = encoder.encode(`BDAT ${piece.length}${last ? " LAST" : ""}\r\n`);
+      const bytes = concatBytes(pending, header, piece);
+      pending = new Uint8Array(0);
+      chunks++;
+      if (!last) {
+        await this.#write(bytes, step);
+        current = next;
+        continue;
+      }
+      if (step.signal?.aborted) {
+        await this.destroy();
+        throw abortErrorFrom(step.signal);
+      }
+      this.#phase = "message";
+      try {
+        // From here on the message may be delivered: no cancellation any more.
+        await this.#write(bytes, {});
+      } catch (error) {
+        throw this.#unknownOutcome(error);
+      }
+      break;
+    }
+
+    const replies: SmtpReply[] = [];
+    const expected = 1 + tx.envelope.to.length + chunks;
+    try {
+      while (replies.length < expected) {
+        replies.push(await this.#read("the server's replies to the message", {}));
+        this.#reportChunkedReply(tx, replies, expected, step);
+      }
+    } catch (error) {
+      const [mailReply, ...rcptReplies] = replies;
+      // A refusal already read means nothing can have been delivered.
+      if (mailReply && !isPositive(mailReply)) {
+        throw replyError(mailReply, "mail", "The server refused the sender");
+      }
+      if (rcptReplies.length === tx.envelope.to.length && !rcptReplies.some(isPositive)) {
+        throw judgeRecipients(tx, rcptReplies).refusal!;
+      }
+      throw this.#unknownOutcome(error);
+    }
+
+    const [mailReply, ...rest] = replies;
+    const rcptReplies = rest.slice(0, tx.envelope.to.length);
+    const { accepted, rejected, refusal } = judgeRecipients(tx, rcptReplies);
+    const chunkRefusal = rest.slice(tx.envelope.to.length).find((reply) => !isPositive(reply));
+    if (!isPositive(mailReply) || refusal || chunkRefusal) {
+      // Leave no half-finished transaction behind on a connection that goes back to the pool.
+      await this.#reset(step);
+      if (!isPositive(mailReply)) {
+        throw replyError(mailReply, "mail", "The server refused the sender");
+      }
+      if (refusal) throw refusal;
+      const error = replyError(chunkRefusal!, "message", "The server refused the message");
+      error.rejected = rejected;
+      throw error;
+    }
+    const finalReply = rest.at(-1)!;
+    this.#transactions++;
+    const outcome: TransactionOutcome = { accepted, rejected, response: finalReply.raw };
+    if (tx.dsn) outcome.dsn = { requested: true, supported: dsnSupported };
+    return outcome;
+  }
+
+  /** Reports the reply just read in a chunked transaction as the step it answers. */
+  #reportChunkedReply(
+    tx: Transaction,
+    replies: SmtpReply[],
+    expected: number,
+    step: StepOptions,
+  ): void {
+    const index = replies.length - 1;
+    const reply = replies[index];
+    const recipients = tx.envelope.to.length;
+    if (index === 0) this.#reportMail(reply, step);
+    else if (index <= recipients) this.#reportRcpt(tx.envelope.to[index - 1], reply, step);
+    else if (index === expected - 1) {
+      status(step, { phase: "message", state: "done", reply: summarizeReply(reply) });
+    }
+  }
+
+  #unknownOutcome(error: unknown): SmtpError {
+    this.#broken = true;
+    if (error instanceof SmtpError && error.type === "protocol") return error;
+    return new SmtpError(
+      "unknown_outcome",
+      "The connection was lost after the whole message was sent and before the server " +
+        "confirmed it: the message may or may not have been delivered. It was not retried.",
+      { phase: "message", cause: error },
+    );
   }
 
   /**
@@ -542,14 +655,7 @@ export class SmtpSession {
       status(step, { phase: "message", state: "done", reply: summarizeReply(reply) });
       return reply;
     } catch (error) {
-      this.#broken = true;
-      if (error instanceof SmtpError && error.type === "protocol") throw error;
-      throw new SmtpError(
-        "unknown_outcome",
-        "The connection was lost after the whole message was sent and before the server " +
-          "confirmed it: the message may or may not have been delivered. It was not retried.",
-        { phase: "message", cause: error },
-      );
+      throw this.#unknownOutcome(error);
     }
   }
 
@@ -681,6 +787,42 @@ function rejection(address: string, reply: SmtpReply): RecipientRejection {
   return result;
 }
 
+/**
+ * Splits the RCPT replies into accepted and refused recipients, and returns
+ * the error that ends the transaction when the partial policy says so.
+ */
+function judgeRecipients(tx: Transaction, replies: readonly SmtpReply[]): {
+  accepted: string[];
+  rejected: RecipientRejection[];
+  refusal?: SmtpError;
+} {
+  const accepted: string[] = [];
+  const rejected: RecipientRejection[] = [];
+  tx.envelope.to.forEach((address, i) => {
+    if (isPositive(replies[i])) accepted.push(address);
+    else rejected.push(rejection(address, replies[i]));
+  });
+  if (accepted.length > 0 && (rejected.length === 0 || tx.allowPartial)) {
+    return { accepted, rejected };
+  }
+  const first = rejected[0];
+  const refusal = new SmtpError(
+    rejected.every((r) => r.code < 500) ? "transient" : "rejected",
+    accepted.length === 0
+      ? `The server refused every recipient (${rejected.length}).`
+      : `The server refused ${rejected.length} of ${tx.envelope.to.length} recipients; ` +
+        "nothing was sent (set allowPartial to send to the accepted ones).",
+    {
+      phase: "rcpt",
+      code: first.code,
+      enhancedCode: first.enhancedCode,
+      response: replies[tx.envelope.to.indexOf(first.address)].raw,
+      rejected,
+    },
+  );
+  return { accepted, rejected, refusal };
+}
+
 /** The error type a negative reply stands for: 4xx transient, 5xx permanent. */
 export function errorTypeForReply(reply: SmtpReply): SmtpErrorType {
   if (reply.code >= 400 && reply.code < 500) return "transient";
@@ -721,4 +863,16 @@ function describe(error: unknown): string {
   if (error instanceof SmtpError) return error.message;
   if (error instanceof Error) return error.message || error.name;
   return "unknown error";
+}
+
+function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const nonEmpty = parts.filter((part) => part.length > 0);
+  if (nonEmpty.length === 1) return nonEmpty[0];
+  const out = new Uint8Array(nonEmpty.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of nonEmpty) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }

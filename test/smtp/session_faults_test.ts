@@ -5,7 +5,13 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { resultOf, type SendResult, SmtpClient, SmtpError } from "../../src/mod.ts";
+import {
+  type MessageInput,
+  resultOf,
+  type SendResult,
+  SmtpClient,
+  SmtpError,
+} from "../../src/mod.ts";
 import {
   type FaultServer,
   multiline,
@@ -43,7 +49,10 @@ function clientFor(server: FaultServer, options: Record<string, unknown> = {}): 
   });
 }
 
-async function sendExpectingError(client: SmtpClient, msg = message): Promise<SmtpError> {
+async function sendExpectingError(
+  client: SmtpClient,
+  msg: MessageInput = message,
+): Promise<SmtpError> {
   try {
     await client.send(msg);
   } catch (error) {
@@ -332,4 +341,122 @@ describe("session against a fault server: stale pooled connections", () => {
       assert.equal(error.code, 421);
     });
   });
+});
+
+describe("session against a fault server: CHUNKING", () => {
+  const chunking = ["PIPELINING", "8BITMIME", "CHUNKING", "SIZE 100000000"];
+  const single = { ...message, to: "bob@example.org" };
+
+  it("sends MAIL, RCPT and BDAT LAST with the message in one write", async () => {
+    let content = "";
+    const server = await startFaultServer(smtpScript({
+      capabilities: chunking,
+      message: async (conn, data) => {
+        content = data;
+        // Everything up to the end of the chunk arrived before the first reply was sent.
+        assert.match(conn.received, /MAIL FROM:<[^>]+>.*\r\nRCPT TO:<[^>]+>\r\nBDAT \d+ LAST\r\n/s);
+        await conn.send("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: queued as CHUNKED\r\n");
+      },
+      MAIL: () => {},
+      RCPT: () => {},
+    }));
+    try {
+      const client = clientFor(server, { tls: "none" });
+      const result = await client.send(single);
+      await client.close();
+      assert.equal(result.status, "sent");
+      assert.match(result.response!, /CHUNKED/);
+      // BDAT content is not dot-stuffed, and line ends are canonical.
+      assert.match(content, /\r\n\.leading dot\r\n/);
+      assert.doesNotMatch(content, /(^|[^\r])\n/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("reports unknown_outcome when the connection drops after BDAT LAST", async () => {
+    await withServer(
+      { capabilities: chunking, message: (conn) => conn.destroy() },
+      async (server) => {
+        const error = await sendExpectingError(clientFor(server, { tls: "none" }), single);
+        assert.equal(error.type, "unknown_outcome");
+      },
+    );
+  });
+
+  it("reports the refused recipient, not an unknown outcome, when RCPT is refused", async () => {
+    await withServer({
+      capabilities: chunking,
+      RCPT: "550 5.1.1 No such user",
+      BDAT: async (conn, line) => {
+        const [, size] = line.split(" ");
+        await conn.readBytes(Number(size));
+        await conn.send("554 5.5.1 No valid recipients\r\n");
+      },
+    }, async (server) => {
+      const error = await sendExpectingError(clientFor(server, { tls: "none" }), single);
+      assert.equal(error.type, "rejected");
+      assert.equal(error.phase, "rcpt");
+      assert.equal(error.rejected[0].enhancedCode, "5.1.1");
+    });
+  });
+
+  it("never sends BDAT LAST once cancelled mid-message", async () => {
+    const controller = new AbortController();
+    const big = { ...single, text: "line of text\n".repeat(2_000_000) };
+    await withServer({
+      capabilities: chunking,
+      BDAT: async (conn, line) => {
+        controller.abort();
+        const [, size] = line.split(" ");
+        await conn.readBytes(Number(size));
+        await conn.send("250 2.0.0 chunk ok\r\n");
+      },
+    }, async (server) => {
+      const client = clientFor(server, { tls: "none" });
+      await assert.rejects(client.send(big, { signal: controller.signal }), { name: "AbortError" });
+      await client.close();
+      assert.ok(!server.transcript.some((l) => /^BDAT \d+ LAST$/.test(l)));
+    });
+  });
+
+  it("keeps DATA for several recipients under the all-or-nothing policy", async () => {
+    await withServer({ capabilities: chunking }, async (server) => {
+      const client = clientFor(server, { tls: "none" });
+      const result = await client.send(message);
+      await client.close();
+      assert.equal(result.status, "sent");
+      assert.ok(server.transcript.includes("DATA"));
+      assert.ok(!server.transcript.some((l) => l.startsWith("BDAT")));
+    });
+  });
+});
+
+describe("session against a fault server: idle pooled connections", () => {
+  for (const capabilities of [["PIPELINING"], ["PIPELINING", "CHUNKING"]]) {
+    it(`notices a hang-up while idle and uses a fresh connection (${capabilities})`, async () => {
+      let connection = 0;
+      const server = await startFaultServer(async (conn) => {
+        connection++;
+        await smtpScript({
+          capabilities,
+          message: async (c) => {
+            await c.send(`250 2.0.0 Ok: queued on connection ${connection}\r\n`);
+            if (connection === 1) c.destroy();
+          },
+        })(conn);
+      });
+      try {
+        const client = clientFor(server, { tls: "none" });
+        const first = await client.send({ ...message, to: "bob@example.org" });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const second = await client.send({ ...message, to: "bob@example.org" });
+        await client.close();
+        assert.match(first.response!, /connection 1/);
+        assert.match(second.response!, /connection 2/);
+      } finally {
+        await server.close();
+      }
+    });
+  }
 });
