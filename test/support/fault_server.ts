@@ -84,8 +84,9 @@ export interface FaultConnection {
    * Upgrades to TLS as the server, with the test certificate (after the
    * script has sent its `220` to STARTTLS). Bytes the client sent before the
    * upgrade and the script has not read are discarded (they stay in
-   * {@linkcode received}). Rejects when the handshake fails (e.g. the client
-   * refused the certificate).
+   * {@linkcode received}). Call it right after sending the `220` (no pause in
+   * between: a ClientHello that arrived first would be discarded as plaintext).
+   * Rejects when the handshake fails (e.g. the client refused the certificate).
    */
   startTls(): Promise<void>;
   /**

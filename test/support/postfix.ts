@@ -5,10 +5,11 @@
  * with its own configuration, queue and data directories under the system
  * temporary directory, listening on a free port of 127.0.0.1. The machine's
  * own Postfix (`/etc/postfix`) is neither read nor changed, so several test
- * processes can run at once. The instance is started once per process (the
- * first {@linkcode startPostfix} call; later calls share it) and stopped when
- * the process unloads. Instances left behind by a killed test process are
- * stopped and removed by the next start.
+ * processes can run at once. The instance is started by the first
+ * {@linkcode startPostfix} call (later calls share it) and stopped when the
+ * module unloads — `deno test` gives each test file its own module instance,
+ * so that is once per test file (about 1–2 s). Instances left behind by a
+ * killed test process are stopped and removed by the next start.
  *
  * What the instance does:
  * - STARTTLS with a certificate from {@linkcode generateTestCertificates}
@@ -16,10 +17,14 @@
  *   because 127.0.0.0/8 is in `mynetworks` and may relay anywhere.
  * - Offers PIPELINING, SIZE, ENHANCEDSTATUSCODES, 8BITMIME, DSN, SMTPUTF8 and
  *   CHUNKING (Postfix 3.7 defaults), plus VRFY and ETRN.
- * - Strict: `smtpd_forbid_bare_newline = yes` (no exclusions, loopback
- *   included) and `smtpd_forbid_unauth_pipelining = yes` — Postfix itself
- *   disconnects a client that sends a bare LF or pipelines illegally
- *   (for example EHLO before the greeting).
+ * - Strict: `smtpd_forbid_bare_newline = reject` (in Postfix 3.7.11 `yes`
+ *   only means `normalize`, which accepts bare LFs) with no exclusions, so a
+ *   bare LF gets `550 5.5.2 … Error: bare <LF> received` (in a command the
+ *   connection is then closed; in message content at the end of data); and
+ *   `smtpd_forbid_unauth_pipelining = yes`: a command sent before the reply it
+ *   must wait for (EHLO with anything behind it, content behind DATA before
+ *   the 354, anything before the greeting) gets
+ *   `554 5.5.0 Error: SMTP protocol synchronization` and a hang-up.
  * - `message_size_limit` = {@linkcode PostfixServer.sizeLimit} (1 MiB).
  * - Refuses {@linkcode PostfixServer.rejectedRecipient} (550 5.1.1),
  *   {@linkcode PostfixServer.deferredRecipient} (450 4.2.1) at RCPT and
@@ -30,8 +35,10 @@
  *   test sees exactly what the client sent — after Postfix's own `Received:`
  *   header, with LF line endings (Postfix stores lines, the pipe writes `\n`).
  * - DSN notifications Postfix generates (e.g. `NOTIFY=SUCCESS`) are mail from
- *   the null sender and land in `deliveredDir` as well, with `sender === ""`;
- *   use the `match` option of `waitForDelivery` to count only your messages.
+ *   the null sender and land in `deliveredDir` as well, with `sender === ""`
+ *   (a success report says `Action: relayed`, since a pipe is not a mailbox;
+ *   it carries `Original-Envelope-Id` and `Original-Recipient`). Use the
+ *   `match` option of `waitForDelivery` to count only the messages you want.
  *
  * Needs Linux, root and the `postfix` package (`/usr/sbin/postfix`); use
  * {@linkcode postfixSkipReason} to skip otherwise.
@@ -160,13 +167,13 @@ export function postfixSkipReason(): string | undefined {
   return undefined;
 }
 
-/** The start in progress or done, shared by every caller in this process. */
+/** The start in progress or done, shared by every caller in this module instance. */
 let running: Promise<PostfixInstance> | undefined;
 /** The instance `running` resolved to, so that `stop()` can forget it synchronously. */
 let current: PostfixInstance | undefined;
 
 /**
- * Starts this process's Postfix instance, or returns the one already running.
+ * Starts this test file's Postfix instance, or returns the one already running.
  * Resolves once the SMTP port answers `220`. Throws with the skip reason when
  * Postfix cannot run here, and with the log's tail when it fails to start.
  */

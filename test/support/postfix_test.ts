@@ -1,7 +1,7 @@
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { connectRaw, type RawClient } from "./fault_server.ts";
-import { postfixSkipReason, type PostfixServer, startPostfix } from "./postfix.ts";
+import { type PostfixServer, postfixSkipReason, startPostfix } from "./postfix.ts";
 
 /** Connects, reads the greeting and says EHLO; returns the client and the EHLO reply. */
 async function hello(postfix: PostfixServer): Promise<{ client: RawClient; ehlo: string }> {
@@ -74,6 +74,39 @@ describe("startPostfix", { skip: postfixSkipReason() }, () => {
     assert.match(message.raw, /\nSubject: by hand\n\nhello\n\.dotted\n$/);
     // Postfix adds no Date/Message-ID for clients: tests see what the client sent.
     assert.doesNotMatch(message.raw, /^(Date|Message-I[dD]):/m);
+  });
+
+  it("delivers the success DSN it generates, from the null sender", async () => {
+    const { client } = await hello(postfix);
+    let id: string;
+    try {
+      assert.match(
+        await command(client, "MAIL FROM:<dsn-sender@example.org> RET=HDRS ENVID=env+2B42"),
+        /^250 /,
+      );
+      assert.match(
+        await command(
+          client,
+          "RCPT TO:<dsn@example.com> NOTIFY=SUCCESS ORCPT=rfc822;dsn@example.com",
+        ),
+        /^250 /,
+      );
+      assert.match(await command(client, "DATA"), /^354 /);
+      await client.send("Subject: dsn please\r\n\r\nbody\r\n.\r\n");
+      id = queueId(await client.readReply() ?? "");
+    } finally {
+      client.close();
+    }
+    const [report] = await postfix.waitForDelivery(1, {
+      match: (m) => m.sender === "" && m.recipients?.[0] === "dsn-sender@example.org",
+    });
+    assert.notEqual(report.queueId, id);
+    assert.match(report.raw, /^Original-Envelope-Id: env\+42$/m);
+    // A pipe is not a mailbox: Postfix reports "relayed" rather than "delivered".
+    assert.match(report.raw, /^Action: relayed\nStatus: 2\.0\.0$/m);
+    assert.match(report.raw, /^Content-Type: text\/rfc822-headers$/m, "RET=HDRS: headers only");
+    assert.doesNotMatch(report.raw, /^body$/m);
+    assert.match(report.raw, /^Original-Recipient: rfc822;dsn@example.com$/m);
   });
 
   it("refuses the rejected and deferred recipients and the rejected sender", async () => {

@@ -200,7 +200,9 @@ export async function startSmtpServer(
       callback(null, ...authenticate(auth, session, options, authAttempts)),
     onMailFrom: (address, session, callback) => {
       if (options.requireTls && !session.secure) {
-        return callback(refusal({ code: 530, message: "5.7.0 Must issue a STARTTLS command first" }));
+        return callback(
+          refusal({ code: 530, message: "5.7.0 Must issue a STARTTLS command first" }),
+        );
       }
       callback(refusal(lookup(options.rejectSender, address.address)));
     },

@@ -177,6 +177,13 @@ describe("startSmtpServer", () => {
       for (const hidden of ["PIPELINING", "DSN", "SMTPUTF8", "8BITMIME", "STARTTLS"]) {
         assert.doesNotMatch(ehlo, new RegExp(`^250[- ]${hidden}`, "m"));
       }
+      await client.send("MAIL FROM:<ann@example.com> SIZE=1001\r\n");
+      assert.match(await client.readReply() ?? "", /^552 /);
+      await client.send("MAIL FROM:<ann@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n");
+      for (let i = 0; i < 3; i++) await client.readReply();
+      await client.send(`Subject: big\r\n\r\n${"x".repeat(1200)}\r\n.\r\n`);
+      assert.match(await client.readReply() ?? "", /^552 /, "actual size enforced too");
+      assert.equal(server.messages.length, 0);
     } finally {
       client.close();
       await server.close();
