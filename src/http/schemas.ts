@@ -1,0 +1,145 @@
+/**
+ * The valibot schemas of the HTTP API besides the message itself: the batch
+ * request, the Result, the batch answer, the health answer and the error
+ * bodies. The OpenAPI document is generated from these and `MessageSchema`.
+ *
+ * @module
+ */
+
+import * as v from "valibot";
+import { MessageSchema } from "../message/schema.ts";
+
+const ERROR_TYPES = [
+  "validation",
+  "unauthorized",
+  "forbidden",
+  "too_large",
+  "connection",
+  "tls",
+  "auth",
+  "rejected",
+  "transient",
+  "timeout",
+  "protocol",
+  "unknown_outcome",
+  "cancelled",
+] as const;
+
+const PHASES = [
+  "connect",
+  "greeting",
+  "ehlo",
+  "starttls",
+  "auth",
+  "mail",
+  "rcpt",
+  "data",
+  "message",
+] as const;
+
+/** A message as the request body of `POST /send` (`components/schemas/Message`). */
+export const SendRequestSchema = v.pipe(MessageSchema, v.metadata({ ref: "Message" }));
+
+/** The body of `POST /send/batch`: 1 or more messages (at most `MAX_BATCH`, checked apart). */
+export const BatchRequestSchema = v.pipe(
+  v.strictObject(
+    {
+      messages: v.pipe(
+        v.array(MessageSchema, "must be an array of messages"),
+        v.minLength(1, "must hold at least one message"),
+      ),
+    },
+    (issue) =>
+      issue.path === undefined
+        ? 'must be an object { "messages": [ … ] }'
+        : issue.expected === "never"
+        ? "is not a known field"
+        : "is required",
+  ),
+  v.metadata({ ref: "BatchRequest" }),
+);
+
+const TokenSchema = v.nullable(v.union([v.string(), v.number()]));
+
+const ReplySchema = v.object({
+  code: v.number(),
+  enhancedCode: v.optional(v.string()),
+  message: v.string(),
+});
+
+const RejectionSchema = v.object({
+  address: v.string(),
+  code: v.number(),
+  enhancedCode: v.optional(v.string()),
+  message: v.string(),
+});
+
+const IssueSchema = v.object({
+  path: v.pipe(v.string(), v.description("Where, like `to[1]`; empty for the whole body.")),
+  message: v.pipe(v.string(), v.description("What is wrong; the value is never repeated.")),
+});
+
+const ResultErrorSchema = v.object({
+  type: v.picklist(ERROR_TYPES),
+  message: v.string(),
+  phase: v.optional(v.picklist(PHASES)),
+  code: v.optional(v.number()),
+  enhancedCode: v.optional(v.string()),
+  issues: v.optional(v.array(IssueSchema)),
+});
+
+/** The outcome of one send: the synchronous body and the SSE `completed` data. */
+export const ResultSchema = v.pipe(
+  v.object({
+    status: v.picklist(["sent", "failed", "cancelled"]),
+    token: TokenSchema,
+    messageId: v.optional(
+      v.pipe(v.string(), v.description("Absent when the request was refused before sending.")),
+    ),
+    accepted: v.array(v.string()),
+    rejected: v.array(RejectionSchema),
+    response: v.optional(v.string()),
+    dsn: v.optional(v.object({ requested: v.boolean(), supported: v.boolean() })),
+    error: v.optional(ResultErrorSchema),
+  }),
+  v.metadata({ ref: "Result" }),
+);
+
+/** The synchronous answer of `POST /send/batch`, in input order. */
+export const BatchResultSchema = v.pipe(
+  v.object({ results: v.array(ResultSchema) }),
+  v.metadata({ ref: "BatchResult" }),
+);
+
+/** A progress event of the SSE stream (`event: status`). */
+export const StatusEventSchema = v.pipe(
+  v.object({
+    phase: v.picklist(PHASES),
+    state: v.picklist(["started", "done"]),
+    token: TokenSchema,
+    index: v.optional(v.pipe(v.number(), v.description("Batch only: the message's position."))),
+    recipient: v.optional(v.string()),
+    reply: v.optional(ReplySchema),
+  }),
+  v.metadata({ ref: "StatusEvent" }),
+);
+
+/** The final SSE event of a batch (`event: done`). */
+export const BatchDoneSchema = v.pipe(
+  v.object({ sent: v.number(), failed: v.number(), cancelled: v.number() }),
+  v.metadata({ ref: "BatchDone" }),
+);
+
+/** `GET /health`. */
+export const HealthSchema = v.pipe(
+  v.object({ status: v.picklist(["ok", "error"]), error: v.optional(ResultErrorSchema) }),
+  v.metadata({ ref: "Health" }),
+);
+
+/** The body of routing errors (404, 405). */
+export const RouteErrorSchema = v.pipe(
+  v.object({
+    error: v.object({ type: v.picklist(["not_found", "method_not_allowed"]), message: v.string() }),
+  }),
+  v.metadata({ ref: "RouteError" }),
+);

@@ -1,0 +1,62 @@
+/**
+ * The server-sent event stream of a send: events with increasing ids, written
+ * in order even when produced synchronously (`onStatus`), `: keepalive`
+ * comments while waiting, and every frame passed through the redactor.
+ *
+ * @module
+ */
+
+import type { SSEStreamingApi } from "hono/streaming";
+import type { Redact } from "./redact.ts";
+
+/** Options of {@linkcode EventStream}. */
+export interface EventStreamOptions {
+  /** Interval of `: keepalive` comments, in milliseconds. */
+  keepaliveMs: number;
+  /** Applied to every frame before it is written. */
+  redact: Redact;
+}
+
+/**
+ * Writes SSE frames to a Hono stream. `emit` may be called from synchronous
+ * callbacks: frames are queued and written one after the other.
+ */
+export class EventStream {
+  #stream: SSEStreamingApi;
+  #redact: Redact;
+  #nextId = 1;
+  #queue: Promise<void> = Promise.resolve();
+  #keepalive: ReturnType<typeof setInterval>;
+
+  /** Starts the keepalive comments at once. */
+  constructor(stream: SSEStreamingApi, options: EventStreamOptions) {
+    this.#stream = stream;
+    this.#redact = options.redact;
+    this.#keepalive = setInterval(() => this.#enqueue(": keepalive\n\n"), options.keepaliveMs);
+  }
+
+  /** Whether the client went away. */
+  get aborted(): boolean {
+    return this.#stream.aborted;
+  }
+
+  /** Queues an event whose data is `data` as JSON; resolves once it is written. */
+  emit(event: string, data: unknown): Promise<void> {
+    const id = this.#nextId++;
+    // One data line: JSON.stringify never produces a line break.
+    const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\nid: ${id}\n\n`;
+    return this.#enqueue(this.#redact(frame));
+  }
+
+  /** Stops the keepalive comments and waits for queued frames. */
+  async finish(): Promise<void> {
+    clearInterval(this.#keepalive);
+    await this.#queue;
+  }
+
+  #enqueue(frame: string): Promise<void> {
+    // StreamingApi.write() swallows write errors (client gone): nothing to catch.
+    this.#queue = this.#queue.then(() => this.#stream.write(frame)).then(() => {});
+    return this.#queue;
+  }
+}

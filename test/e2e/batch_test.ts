@@ -1,0 +1,189 @@
+/**
+ * Batches end to end through `deno serve functions/deno.ts` and npm:smtp-server
+ * (STARTTLS, test CA): 50 messages as SSE — 50 `completed` events with the
+ * right indexes and a correct `done` — and a synchronous batch whose results
+ * come back in input order, each with its own outcome.
+ */
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+const ENTRY = new URL("functions/deno.ts", ROOT).pathname;
+const API_KEY = "batch-e2e-key-9a8b7c6d";
+// Long enough for a first compile on a slow machine; only a guard against hanging.
+const START_DEADLINE_MS = 120_000;
+
+/** A running `deno serve functions/deno.ts`. */
+interface FunctionServer {
+  url: string;
+  /** Everything it printed so far (stdout and stderr). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Starts the Deno entry with exactly `env` (plus what Deno needs) and waits until it answers. */
+async function startFunction(env: Record<string, string>): Promise<FunctionServer> {
+  const port = freePort();
+  const inherited: Record<string, string> = {};
+  for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) inherited[name] = value;
+  }
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["serve", "--allow-all", "--host", "127.0.0.1", "--port", String(port), ENTRY],
+    cwd: ROOT,
+    clearEnv: true,
+    env: { ...inherited, NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let output = "";
+  const drain = (stream: ReadableStream<Uint8Array>) =>
+    (async () => {
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) output += text;
+    })();
+  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // Already ended.
+    }
+    await child.status;
+    await drained;
+  };
+  const deadline = Date.now() + START_DEADLINE_MS;
+  while (true) {
+    try {
+      const response = await fetch(`${url}/health`);
+      await response.body?.cancel();
+      if (response.ok) return { url, output: () => output, stop };
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`deno serve did not start:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function postBatch(url: string, messages: unknown[], accept: string) {
+  return fetch(`${url}/send/batch`, {
+    method: "POST",
+    headers: {
+      Authorization: `Bearer ${API_KEY}`,
+      "Content-Type": "application/json",
+      Accept: accept,
+    },
+    body: JSON.stringify({ messages }),
+  });
+}
+
+describe("POST /send/batch through deno serve", () => {
+  let smtp: TestSmtpServer;
+  let fn: FunctionServer;
+
+  before(async () => {
+    smtp = await startSmtpServer({
+      rejectRecipients: {
+        "nobody@example.com": { code: 550, message: "5.1.1 No such user" },
+        "later@example.com": { code: 451, message: "4.3.0 Try again later" },
+      },
+    });
+    fn = await startFunction({
+      SMTP_URL: `smtp://localhost:${smtp.port}`,
+      SMTP_CA_CERT: smtp.caCert,
+      API_KEYS: API_KEY,
+      MAIL_FROM: "Batch <batch@example.com>",
+    });
+  });
+
+  after(async () => {
+    await fn?.stop();
+    await smtp?.close();
+  });
+
+  it("streams 50 completed events with their indexes and a correct done", async () => {
+    const before = smtp.messages.length;
+    const messages = Array.from({ length: 50 }, (_, i) => ({
+      to: `user${i}@example.com`,
+      subject: `Batch message ${i}`,
+      text: `This is message ${i}.`,
+      token: `b-${i}`,
+    }));
+    const response = await postBatch(fn.url, messages, "text/event-stream");
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get("Content-Type") ?? "", /^text\/event-stream/);
+    const events: EventSourceMessage[] = [];
+    const parser = createParser({ onEvent: (event) => events.push(event) });
+    for await (const text of response.body!.pipeThrough(new TextDecoderStream())) parser.feed(text);
+
+    const completed = events.filter((e) => e.event === "completed").map((e) => JSON.parse(e.data));
+    assert.equal(completed.length, 50);
+    assert.deepEqual(
+      completed.map((result) => result.index).sort((a, b) => a - b),
+      Array.from({ length: 50 }, (_, i) => i),
+    );
+    for (const result of completed) {
+      assert.equal(result.status, "sent");
+      assert.equal(result.token, `b-${result.index}`);
+      assert.deepEqual(result.accepted, [`user${result.index}@example.com`]);
+    }
+    for (
+      const status of events.filter((e) => e.event === "status").map((e) => JSON.parse(e.data))
+    ) {
+      assert.equal(status.token, `b-${status.index}`);
+    }
+    assert.equal(events.at(-1)!.event, "done");
+    assert.deepEqual(JSON.parse(events.at(-1)!.data), { sent: 50, failed: 0, cancelled: 0 });
+    const ids = events.map((event) => Number(event.id));
+    assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]), "ids do not increase");
+
+    const received = (await smtp.waitForMessages(before + 50)).slice(before);
+    assert.equal(received.length, 50);
+    const byRecipient = new Map(received.map((message) => [message.to[0], message]));
+    for (const result of completed) {
+      const message = byRecipient.get(`user${result.index}@example.com`)!;
+      assert.ok(message.text.includes(`Message-ID: ${result.messageId}`));
+      assert.ok(message.text.includes(`This is message ${result.index}.`));
+    }
+    const sessions = new Set(received.map((message) => message.sessionId));
+    assert.ok(sessions.size < 50, "no connection was reused");
+  });
+
+  it("answers a synchronous batch in input order, each with its own outcome", async () => {
+    const recipients = [
+      "first@example.com",
+      "nobody@example.com",
+      "third@example.com",
+      "later@example.com",
+      "fifth@example.com",
+    ];
+    const messages = recipients.map((to, i) => ({ to, text: `sync ${i}`, token: i }));
+    const response = await postBatch(fn.url, messages, "application/json");
+    assert.equal(response.status, 200);
+    const { results } = await response.json();
+    assert.deepEqual(results.map((result: { token: number }) => result.token), [0, 1, 2, 3, 4]);
+    assert.deepEqual(
+      results.map((result: { status: string }) => result.status),
+      ["sent", "failed", "sent", "failed", "sent"],
+    );
+    assert.equal(results[1].error.type, "rejected");
+    assert.equal(results[3].error.type, "transient");
+    for (const i of [0, 2, 4]) assert.deepEqual(results[i].accepted, [recipients[i]]);
+  });
+});

@@ -1,0 +1,269 @@
+/**
+ * The Deno entry end to end: `deno serve functions/deno.ts` as a subprocess,
+ * configured only through its environment, sending to npm:smtp-server over
+ * STARTTLS with AUTH and the generated test CA (SMTP_CA_CERT). Synchronous and
+ * SSE sends (parsed with npm:eventsource-parser), the SMTP health check, and a
+ * client that goes away mid-send (against the scripted fault server, which
+ * holds its RCPT reply): nothing is delivered.
+ */
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { type FaultServer, smtpScript, startFaultServer } from "../support/fault_server.ts";
+import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+const ENTRY = new URL("functions/deno.ts", ROOT).pathname;
+const API_KEY = "e2e-key-1f2e3d4c5b6a";
+const SMTP_PASS = "e2e-pass-a1b2c3d4e5";
+// Long enough for a first compile on a slow machine; only a guard against hanging.
+const START_DEADLINE_MS = 120_000;
+const HANG_GUARD_MS = 15_000;
+
+/** A running `deno serve functions/deno.ts`. */
+interface FunctionServer {
+  url: string;
+  /** Everything it printed so far (stdout and stderr). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Starts the Deno entry with exactly `env` (plus what Deno needs) and waits until it answers. */
+async function startFunction(env: Record<string, string>): Promise<FunctionServer> {
+  const port = freePort();
+  const inherited: Record<string, string> = {};
+  for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) inherited[name] = value;
+  }
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["serve", "--allow-all", "--host", "127.0.0.1", "--port", String(port), ENTRY],
+    cwd: ROOT,
+    clearEnv: true,
+    env: { ...inherited, NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let output = "";
+  const drain = (stream: ReadableStream<Uint8Array>) =>
+    (async () => {
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) output += text;
+    })();
+  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // Already ended.
+    }
+    await child.status;
+    await drained;
+  };
+  const deadline = Date.now() + START_DEADLINE_MS;
+  while (true) {
+    try {
+      const response = await fetch(`${url}/health`);
+      await response.body?.cancel();
+      if (response.ok) return { url, output: () => output, stop };
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`deno serve did not start:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function guard<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} hung`)), HANG_GUARD_MS);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+function post(url: string, body: unknown, accept = "application/json", signal?: AbortSignal) {
+  return fetch(url, {
+    method: "POST",
+    headers: {
+      Authorization: `Bearer ${API_KEY}`,
+      "Content-Type": "application/json",
+      Accept: accept,
+    },
+    body: JSON.stringify(body),
+    signal,
+  });
+}
+
+const message = {
+  from: "Ann Example <ann@example.com>",
+  to: ["bob@example.com"],
+  cc: "Cy <cy@example.org>",
+  subject: "Grüße from edgemail",
+  text: "Hello over STARTTLS.",
+  html: "<p>Hello over <b>STARTTLS</b>.</p>",
+};
+
+describe("deno serve functions/deno.ts → smtp-server (STARTTLS, AUTH)", () => {
+  let smtp: TestSmtpServer;
+  let fn: FunctionServer;
+
+  before(async () => {
+    smtp = await startSmtpServer({ users: { mailer: SMTP_PASS }, requireTls: true });
+    fn = await startFunction({
+      SMTP_URL: `smtp://mailer:${encodeURIComponent(SMTP_PASS)}@localhost:${smtp.port}`,
+      SMTP_CA_CERT: smtp.caCert,
+      API_KEYS: API_KEY,
+      ALLOWED_FROM: "@example.com",
+    });
+  });
+
+  after(async () => {
+    await fn?.stop();
+    await smtp?.close();
+  });
+
+  it("sends synchronously and the server receives the message", async () => {
+    const before = smtp.messages.length;
+    const response = await post(`${fn.url}/send`, { ...message, token: 1 });
+    const result = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(result));
+    assert.equal(result.status, "sent");
+    assert.equal(result.token, 1);
+    assert.deepEqual(result.accepted, ["bob@example.com", "cy@example.org"]);
+    const [received] = await smtp.waitForMessages(before + 1).then((all) => all.slice(before));
+    assert.equal(received.from, "ann@example.com");
+    assert.deepEqual(received.to, ["bob@example.com", "cy@example.org"]);
+    assert.equal(received.user, "mailer");
+    assert.ok(received.secure);
+    assert.ok(received.text.includes(`Message-ID: ${result.messageId}`));
+    assert.match(received.text, /^Subject: =\?UTF-8\?/m);
+    assert.ok(received.text.includes("Hello over STARTTLS."));
+  });
+
+  it("streams the send as SSE, ending with the Result", async () => {
+    const before = smtp.messages.length;
+    const response = await post(
+      `${fn.url}/send`,
+      { ...message, token: "sse-1" },
+      "text/event-stream",
+    );
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get("Content-Type") ?? "", /^text\/event-stream/);
+    assert.equal(response.headers.get("X-Accel-Buffering"), "no");
+    const events: EventSourceMessage[] = [];
+    const parser = createParser({ onEvent: (event) => events.push(event) });
+    let raw = "";
+    for await (const text of response.body!.pipeThrough(new TextDecoderStream())) {
+      raw += text;
+      parser.feed(text);
+    }
+    assert.ok(!raw.includes(SMTP_PASS) && !raw.includes(API_KEY));
+    const completed = events.filter((event) => event.event === "completed");
+    assert.equal(completed.length, 1);
+    assert.equal(events.at(-1)!.event, "completed");
+    const result = JSON.parse(completed[0].data);
+    assert.equal(result.status, "sent");
+    assert.equal(result.token, "sse-1");
+    const steps = events.filter((event) => event.event === "status").map((event) =>
+      JSON.parse(event.data)
+    );
+    assert.ok(steps.every((step) => step.token === "sse-1"));
+    const rcpts = steps.filter((step) => step.phase === "rcpt" && step.state === "done");
+    assert.deepEqual(rcpts.map((step) => step.recipient), ["bob@example.com", "cy@example.org"]);
+    const received = (await smtp.waitForMessages(before + 1))[before];
+    assert.ok(received.text.includes(`Message-ID: ${result.messageId}`));
+  });
+
+  it("GET /health?smtp=1 goes through greeting, STARTTLS and AUTH", async () => {
+    const response = await fetch(`${fn.url}/health?smtp=1`, {
+      headers: { Authorization: `Bearer ${API_KEY}` },
+    });
+    assert.deepEqual(await response.json(), { status: "ok" });
+    assert.ok(smtp.authAttempts.some((attempt) => attempt.username === "mailer" && attempt.ok));
+  });
+
+  it("refuses a sender outside ALLOWED_FROM and a missing key, in JSON", async () => {
+    const forbidden = await post(`${fn.url}/send`, { ...message, from: "eve@evil.example" });
+    assert.equal(forbidden.status, 403);
+    assert.equal((await forbidden.json()).error.type, "forbidden");
+    const anonymous = await fetch(`${fn.url}/send`, { method: "POST", body: "{}" });
+    assert.equal(anonymous.status, 401);
+    assert.equal((await anonymous.json()).error.type, "unauthorized");
+    assert.ok(!fn.output().includes(SMTP_PASS), "the password is in the server output");
+  });
+});
+
+describe("deno serve functions/deno.ts: the client goes away mid-send", () => {
+  let fault: FaultServer;
+  let fn: FunctionServer;
+  let rcptReached: () => void;
+  const reached = new Promise<void>((resolve) => (rcptReached = resolve));
+  let connectionClosed: () => void;
+  const closed = new Promise<void>((resolve) => (connectionClosed = resolve));
+  let delivered = 0;
+
+  before(async () => {
+    fault = await startFaultServer(smtpScript({
+      RCPT: async (conn) => {
+        rcptReached();
+        // No reply: the RCPT answer only comes after the client has gone.
+        await conn.waitClosed();
+        connectionClosed();
+      },
+      message: async (conn) => {
+        delivered++;
+        await conn.send("250 2.0.0 Ok\r\n");
+      },
+    }));
+    fn = await startFunction({
+      SMTP_URL: `smtp://localhost:${fault.port}`,
+      SMTP_CA_CERT: fault.caCert,
+      // Long, so that only the cancellation (not a deadline) can end the wait.
+      SMTP_TIMEOUT_MS: "600000",
+      API_KEYS: API_KEY,
+      MAIL_FROM: "app@example.com",
+    });
+  });
+
+  after(async () => {
+    await fn?.stop();
+    await fault?.close().catch(() => {});
+  });
+
+  it("abandons the SMTP transaction: nothing is delivered", async () => {
+    const abort = new AbortController();
+    const answer = post(
+      `${fn.url}/send`,
+      { to: "bob@example.com", text: "never" },
+      "text/event-stream",
+      abort.signal,
+    )
+      .then(async (response) => {
+        for await (const _ of response.body!) {
+          // Read until the abort.
+        }
+      })
+      .catch((error) => error);
+    await guard(reached, "the RCPT command");
+    abort.abort();
+    assert.equal((await answer).name, "AbortError");
+    await guard(closed, "the abandoned SMTP connection");
+    assert.equal(delivered, 0);
+    assert.ok(!fault.transcript.includes("never"), "the message content was sent");
+  });
+});

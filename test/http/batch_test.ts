@@ -1,0 +1,104 @@
+/**
+ * `POST /send/batch` against a real smtp-server: input order, per-message
+ * outcomes under a 200, and the SSE form (`index` on every event, `done`).
+ */
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { createApp } from "../../src/http/app.ts";
+import { loadConfig } from "../../src/http/config.ts";
+import { SmtpClient } from "../../src/smtp/client.ts";
+import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
+
+const API_KEY = "batch-key-6f5e4d3c2b1a";
+
+let server: TestSmtpServer;
+let client: SmtpClient;
+
+before(async () => {
+  server = await startSmtpServer({
+    rejectRecipients: {
+      "nobody@example.com": { code: 550, message: "5.1.1 No such user" },
+      "later@example.com": { code: 450, message: "4.2.1 Mailbox busy" },
+    },
+  });
+});
+
+after(async () => {
+  await client?.close();
+  await server.close();
+});
+
+function app() {
+  const config = loadConfig({
+    SMTP_URL: `smtp://127.0.0.1:${server.port}`,
+    SMTP_CA_CERT: server.caCert,
+    API_KEYS: API_KEY,
+    MAIL_FROM: "app@example.com",
+  });
+  client ??= new SmtpClient({ ...config.smtp, pool: { maxConnections: 3, idleTimeoutMs: 200 } });
+  return createApp(config, { client });
+}
+
+function request(messages: unknown[], accept = "application/json"): RequestInit {
+  return {
+    method: "POST",
+    headers: {
+      Authorization: `Bearer ${API_KEY}`,
+      "Content-Type": "application/json",
+      Accept: accept,
+    },
+    body: JSON.stringify({ messages }),
+  };
+}
+
+const recipients = ["a@example.com", "nobody@example.com", "b@example.com", "later@example.com"];
+const messages = recipients.map((to, i) => ({ to, text: `message ${i}`, token: `t${i}` }));
+
+describe("POST /send/batch", () => {
+  it("answers 200 with one Result per message, in input order", async () => {
+    const before = server.messages.length;
+    const response = await app().request("/send/batch", request(messages));
+    assert.equal(response.status, 200);
+    const { results } = await response.json();
+    assert.deepEqual(results.map((r: { token: string }) => r.token), ["t0", "t1", "t2", "t3"]);
+    assert.deepEqual(results.map((r: { status: string }) => r.status), [
+      "sent",
+      "failed",
+      "sent",
+      "failed",
+    ]);
+    assert.equal(results[1].error.type, "rejected");
+    assert.equal(results[3].error.type, "transient");
+    const delivered = server.messages.slice(before).map((m) => m.to[0]).sort();
+    assert.deepEqual(delivered, ["a@example.com", "b@example.com"]);
+  });
+
+  it("streams status and completed events with index, then done", async () => {
+    const response = await app().request("/send/batch", request(messages, "text/event-stream"));
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("X-Accel-Buffering"), "no");
+    const events: EventSourceMessage[] = [];
+    const parser = createParser({ onEvent: (event) => events.push(event) });
+    parser.feed(await response.text());
+
+    const completed = events.filter((event) => event.event === "completed").map((e) =>
+      JSON.parse(e.data)
+    );
+    assert.deepEqual(completed.map((r) => r.index).sort(), [0, 1, 2, 3]);
+    for (const result of completed) assert.equal(result.token, `t${result.index}`);
+    const statuses = events.filter((event) => event.event === "status").map((e) =>
+      JSON.parse(e.data)
+    );
+    assert.ok(statuses.length > 0);
+    for (const status of statuses) assert.equal(status.token, `t${status.index}`);
+    const rcpt = statuses.filter((status) => status.phase === "rcpt" && status.state === "done");
+    for (const status of rcpt) assert.equal(status.recipient, recipients[status.index]);
+
+    assert.equal(events.at(-1)!.event, "done");
+    assert.deepEqual(JSON.parse(events.at(-1)!.data), { sent: 2, failed: 2, cancelled: 0 });
+    const ids = events.map((event) => Number(event.id));
+    assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]), "ids do not increase");
+  });
+});
