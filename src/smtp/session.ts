@@ -306,7 +306,7 @@ export class SmtpSession {
       await this.#ehlo(step);
     } catch (error) {
       // On some platforms the handshake completes lazily: its failure shows here.
-      throw error instanceof SmtpError && error.type === "connection"
+      throw error instanceof SmtpError && (error.type === "connection" || error.type === "tls")
         ? asTlsError(error, "starttls")
         : error;
     }
@@ -851,6 +851,9 @@ function looksLikeTlsFailure(error: unknown): boolean {
 
 function asTlsError(error: unknown, phase: SmtpPhase): SmtpError {
   if (error instanceof SmtpError && error.type === "timeout") return error;
+  if (error instanceof SmtpError && error.type === "tls") {
+    return new SmtpError("tls", error.message, { phase, cause: error.cause });
+  }
   return new SmtpError(
     "tls",
     `The TLS handshake with the server failed: ${describe(error)}. Check that the server's ` +
