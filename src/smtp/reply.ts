@@ -7,6 +7,7 @@
  * @module
  */
 
+import { concatBytes } from "./bytes.ts";
 import { SmtpError, type SmtpPhase } from "./errors.ts";
 import { withDeadline } from "./deadline.ts";
 import type { SmtpSocket } from "../socket/socket.ts";
@@ -178,7 +179,7 @@ export class ReplyReader {
           { phase: options.phase },
         );
       }
-      this.#buffer = concat(this.#buffer, chunk);
+      this.#buffer = concatBytes(this.#buffer, chunk);
     }
   }
 }
@@ -211,14 +212,6 @@ function buildReply(lines: { code: string; text: string }[]): SmtpReply {
       `${line.code}${i === lines.length - 1 ? " " : "-"}${line.text}`.trimEnd()
     ).join("\n"),
   };
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 function protocolError(phase: SmtpPhase, what: string): SmtpError {

@@ -8,6 +8,7 @@
  */
 
 import type { Connect, SmtpSocket } from "../socket/socket.ts";
+import { concatBytes } from "./bytes.ts";
 import { Capabilities } from "./capabilities.ts";
 import { greetCommand, mailFromCommand, needsSmtputf8, rcptToCommand } from "./commands.ts";
 import { canonicalizeLineEnds, encodeData } from "./data_encoder.ts";
@@ -866,16 +867,4 @@ function describe(error: unknown): string {
   if (error instanceof SmtpError) return error.message;
   if (error instanceof Error) return error.message || error.name;
   return "unknown error";
-}
-
-function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  const nonEmpty = parts.filter((part) => part.length > 0);
-  if (nonEmpty.length === 1) return nonEmpty[0];
-  const out = new Uint8Array(nonEmpty.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of nonEmpty) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
