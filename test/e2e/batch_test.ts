@@ -7,90 +7,15 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { type FunctionServer, startFunction } from "../support/function_server.ts";
+import { jsonPost } from "../support/requests.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
+import { readEvents } from "../support/sse.ts";
 
-const ROOT = new URL("../../", import.meta.url);
-const ENTRY = new URL("functions/deno.ts", ROOT).pathname;
 const API_KEY = "batch-e2e-key-9a8b7c6d";
-// Long enough for a first compile on a slow machine; only a guard against hanging.
-const START_DEADLINE_MS = 120_000;
-
-/** A running `deno serve functions/deno.ts`. */
-interface FunctionServer {
-  url: string;
-  /** Everything it printed so far (stdout and stderr). */
-  output(): string;
-  stop(): Promise<void>;
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-/** Starts the Deno entry with exactly `env` (plus what Deno needs) and waits until it answers. */
-async function startFunction(env: Record<string, string>): Promise<FunctionServer> {
-  const port = freePort();
-  const inherited: Record<string, string> = {};
-  for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"]) {
-    const value = Deno.env.get(name);
-    if (value !== undefined) inherited[name] = value;
-  }
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["serve", "--allow-all", "--host", "127.0.0.1", "--port", String(port), ENTRY],
-    cwd: ROOT,
-    clearEnv: true,
-    env: { ...inherited, NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let output = "";
-  const drain = (stream: ReadableStream<Uint8Array>) =>
-    (async () => {
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) output += text;
-    })();
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  const url = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // Already ended.
-    }
-    await child.status;
-    await drained;
-  };
-  const deadline = Date.now() + START_DEADLINE_MS;
-  while (true) {
-    try {
-      const response = await fetch(`${url}/health`);
-      await response.body?.cancel();
-      if (response.ok) return { url, output: () => output, stop };
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`deno serve did not start:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 function postBatch(url: string, messages: unknown[], accept: string) {
-  return fetch(`${url}/send/batch`, {
-    method: "POST",
-    headers: {
-      Authorization: `Bearer ${API_KEY}`,
-      "Content-Type": "application/json",
-      Accept: accept,
-    },
-    body: JSON.stringify({ messages }),
-  });
+  return fetch(`${url}/send/batch`, jsonPost({ messages }, { apiKey: API_KEY, accept }));
 }
 
 describe("POST /send/batch through deno serve", () => {
@@ -128,9 +53,7 @@ describe("POST /send/batch through deno serve", () => {
     const response = await postBatch(fn.url, messages, "text/event-stream");
     assert.equal(response.status, 200);
     assert.match(response.headers.get("Content-Type") ?? "", /^text\/event-stream/);
-    const events: EventSourceMessage[] = [];
-    const parser = createParser({ onEvent: (event) => events.push(event) });
-    for await (const text of response.body!.pipeThrough(new TextDecoderStream())) parser.feed(text);
+    const events = await readEvents(response);
 
     const completed = events.filter((e) => e.event === "completed").map((e) => JSON.parse(e.data));
     assert.equal(completed.length, 50);

@@ -8,10 +8,11 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { createParser, type EventSourceMessage } from "eventsource-parser";
 import PostalMime from "postal-mime";
 import { type FaultServer, smtpScript, startFaultServer } from "../support/fault_server.ts";
+import { jsonPost } from "../support/requests.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
+import { readEvents } from "../support/sse.ts";
 import {
   bundleWorker,
   serveScript,
@@ -65,16 +66,8 @@ describe("functions/cloudflare.ts in workerd", { skip }, () => {
     return { server, worker };
   }
 
-  function send(worker: TestWorker, body: unknown, headers: Record<string, string> = {}) {
-    return worker.fetch("/send", {
-      method: "POST",
-      headers: {
-        "Content-Type": "application/json",
-        Authorization: `Bearer ${API_KEY}`,
-        ...headers,
-      },
-      body: JSON.stringify(body),
-    });
+  function send(worker: TestWorker, body: unknown, accept?: string) {
+    return worker.fetch("/send", jsonPost(body, { apiKey: API_KEY, accept }));
   }
 
   it("delivers over implicit TLS (smtps://) with AUTH", async () => {
@@ -130,7 +123,7 @@ describe("functions/cloudflare.ts in workerd", { skip }, () => {
       subject: "SSE from workerd",
       text: "streamed",
       token: 42,
-    }, { Accept: "text/event-stream" });
+    }, "text/event-stream");
     assert.equal(response.status, 200);
     assert.match(response.headers.get("content-type") ?? "", /^text\/event-stream/);
     assert.equal(response.headers.get("x-accel-buffering"), "no");
@@ -251,12 +244,3 @@ describe("functions/cloudflare.ts in workerd", { skip }, () => {
     });
   }
 });
-
-/** Reads a whole SSE response with eventsource-parser. */
-async function readEvents(response: Response): Promise<EventSourceMessage[]> {
-  const events: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (event) => events.push(event) });
-  const decoder = new TextDecoder();
-  for await (const chunk of response.body!) parser.feed(decoder.decode(chunk, { stream: true }));
-  return events;
-}

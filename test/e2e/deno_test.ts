@@ -9,104 +9,20 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { type FaultServer, smtpScript, startFaultServer } from "../support/fault_server.ts";
+import { type FunctionServer, startFunction } from "../support/function_server.ts";
+import { guard } from "../support/guard.ts";
+import { jsonPost } from "../support/requests.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
+import { readSse } from "../support/sse.ts";
 
-const ROOT = new URL("../../", import.meta.url);
-const ENTRY = new URL("functions/deno.ts", ROOT).pathname;
 const API_KEY = "e2e-key-1f2e3d4c5b6a";
 const SMTP_PASS = "e2e-pass-a1b2c3d4e5";
-// Long enough for a first compile on a slow machine; only a guard against hanging.
-const START_DEADLINE_MS = 120_000;
+// Only a guard against hanging; a subprocess gets longer than the default.
 const HANG_GUARD_MS = 15_000;
 
-/** A running `deno serve functions/deno.ts`. */
-interface FunctionServer {
-  url: string;
-  /** Everything it printed so far (stdout and stderr). */
-  output(): string;
-  stop(): Promise<void>;
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-/** Starts the Deno entry with exactly `env` (plus what Deno needs) and waits until it answers. */
-async function startFunction(env: Record<string, string>): Promise<FunctionServer> {
-  const port = freePort();
-  const inherited: Record<string, string> = {};
-  for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"]) {
-    const value = Deno.env.get(name);
-    if (value !== undefined) inherited[name] = value;
-  }
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["serve", "--allow-all", "--host", "127.0.0.1", "--port", String(port), ENTRY],
-    cwd: ROOT,
-    clearEnv: true,
-    env: { ...inherited, NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let output = "";
-  const drain = (stream: ReadableStream<Uint8Array>) =>
-    (async () => {
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) output += text;
-    })();
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  const url = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // Already ended.
-    }
-    await child.status;
-    await drained;
-  };
-  const deadline = Date.now() + START_DEADLINE_MS;
-  while (true) {
-    try {
-      const response = await fetch(`${url}/health`);
-      await response.body?.cancel();
-      if (response.ok) return { url, output: () => output, stop };
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`deno serve did not start:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-function guard<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} hung`)), HANG_GUARD_MS);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
 function post(url: string, body: unknown, accept = "application/json", signal?: AbortSignal) {
-  return fetch(url, {
-    method: "POST",
-    headers: {
-      Authorization: `Bearer ${API_KEY}`,
-      "Content-Type": "application/json",
-      Accept: accept,
-    },
-    body: JSON.stringify(body),
-    signal,
-  });
+  return fetch(url, jsonPost(body, { apiKey: API_KEY, accept, signal }));
 }
 
 const message = {
@@ -165,13 +81,7 @@ describe("deno serve functions/deno.ts → smtp-server (STARTTLS, AUTH)", () => 
     assert.equal(response.status, 200);
     assert.match(response.headers.get("Content-Type") ?? "", /^text\/event-stream/);
     assert.equal(response.headers.get("X-Accel-Buffering"), "no");
-    const events: EventSourceMessage[] = [];
-    const parser = createParser({ onEvent: (event) => events.push(event) });
-    let raw = "";
-    for await (const text of response.body!.pipeThrough(new TextDecoderStream())) {
-      raw += text;
-      parser.feed(text);
-    }
+    const { events, raw } = await readSse(response);
     assert.ok(!raw.includes(SMTP_PASS) && !raw.includes(API_KEY));
     const completed = events.filter((event) => event.event === "completed");
     assert.equal(completed.length, 1);
@@ -259,10 +169,10 @@ describe("deno serve functions/deno.ts: the client goes away mid-send", () => {
         }
       })
       .catch((error) => error);
-    await guard(reached, "the RCPT command");
+    await guard(reached, "the RCPT command", { ms: HANG_GUARD_MS });
     abort.abort();
     assert.equal((await answer).name, "AbortError");
-    await guard(closed, "the abandoned SMTP connection");
+    await guard(closed, "the abandoned SMTP connection", { ms: HANG_GUARD_MS });
     assert.equal(delivered, 0);
     assert.ok(!fault.transcript.includes("never"), "the message content was sent");
   });

@@ -7,9 +7,9 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { spawnDeno } from "../support/subprocess.ts";
 
-const ROOT = new URL("../../", import.meta.url);
-const MAIN = new URL("src/dev/main.ts", ROOT);
+const MAIN = new URL("../../src/dev/main.ts", import.meta.url);
 // Long enough for a first compile on a slow machine; only a guard against hanging.
 const START_DEADLINE_MS = 120_000;
 
@@ -28,20 +28,7 @@ interface DevProcess {
 
 /** Runs `src/dev/main.ts` with only `env` (plus what Deno itself needs) in its environment. */
 function spawnDev(env: Record<string, string>): DevProcess {
-  const inherited: Record<string, string> = {};
-  for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"]) {
-    const value = Deno.env.get(name);
-    if (value !== undefined) inherited[name] = value;
-  }
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN.pathname],
-    cwd: ROOT,
-    clearEnv: true,
-    env: { ...inherited, NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnDeno(["run", "-A", MAIN.pathname], env);
 
   const lines: string[] = [];
   const waiters: { pattern: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];

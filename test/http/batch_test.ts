@@ -5,11 +5,12 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { createApp } from "../../src/http/app.ts";
 import { loadConfig } from "../../src/http/config.ts";
 import { SmtpClient } from "../../src/smtp/client.ts";
+import { jsonPost } from "../support/requests.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
+import { readEvents } from "../support/sse.ts";
 
 const API_KEY = "batch-key-6f5e4d3c2b1a";
 
@@ -42,15 +43,7 @@ function app() {
 }
 
 function request(messages: unknown[], accept = "application/json"): RequestInit {
-  return {
-    method: "POST",
-    headers: {
-      Authorization: `Bearer ${API_KEY}`,
-      "Content-Type": "application/json",
-      Accept: accept,
-    },
-    body: JSON.stringify({ messages }),
-  };
+  return jsonPost({ messages }, { apiKey: API_KEY, accept });
 }
 
 const recipients = ["a@example.com", "nobody@example.com", "b@example.com", "later@example.com"];
@@ -79,9 +72,7 @@ describe("POST /send/batch", () => {
     const response = await app().request("/send/batch", request(messages, "text/event-stream"));
     assert.equal(response.status, 200);
     assert.equal(response.headers.get("X-Accel-Buffering"), "no");
-    const events: EventSourceMessage[] = [];
-    const parser = createParser({ onEvent: (event) => events.push(event) });
-    parser.feed(await response.text());
+    const events = await readEvents(response);
 
     const completed = events.filter((event) => event.event === "completed").map((e) =>
       JSON.parse(e.data)

@@ -18,6 +18,7 @@ import {
   type SmtpScriptOptions,
   startFaultServer,
 } from "../support/fault_server.ts";
+import { jsonPost } from "../support/requests.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
 
 const API_KEY = "send-key-0a1b2c3d4e5f";
@@ -81,12 +82,7 @@ async function faultApp(
 }
 
 function send(body: unknown, init: RequestInit = {}): RequestInit {
-  return {
-    method: "POST",
-    headers: { Authorization: `Bearer ${API_KEY}`, "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-    ...init,
-  };
+  return { ...jsonPost(body, { apiKey: API_KEY }), ...init };
 }
 
 // Parsed JSON, checked field by field by the tests.
@@ -119,13 +115,6 @@ async function captureLogs<T>(fn: () => T | Promise<T>): Promise<{ value: T; lin
     console.info = info;
     console.error = error;
   }
-}
-
-/** A promise with its resolver. */
-function signal(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
 }
 
 const message = {
@@ -305,8 +294,8 @@ describe("POST /send: 504 timeout", () => {
 
 describe("cancellation", () => {
   it("a client that goes away before the end of the data: nothing delivered", async () => {
-    const rcpt = signal();
-    const release = signal();
+    const rcpt = Promise.withResolvers<void>();
+    const release = Promise.withResolvers<void>();
     let delivered = 0;
     const { app } = await faultApp({
       RCPT: async (conn) => {
@@ -331,8 +320,8 @@ describe("cancellation", () => {
   });
 
   it("a client that goes away after the data: the send completes and is logged", async () => {
-    const data = signal();
-    const release = signal();
+    const data = Promise.withResolvers<void>();
+    const release = Promise.withResolvers<void>();
     let delivered = 0;
     const { app } = await faultApp({
       message: async (conn) => {

@@ -7,7 +7,6 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createParser } from "eventsource-parser";
 import type { Hono } from "hono";
 import { createApp } from "../../src/http/app.ts";
 import { type Config, loadConfig } from "../../src/http/config.ts";
@@ -19,7 +18,10 @@ import {
   type SmtpScriptOptions,
   startFaultServer,
 } from "../support/fault_server.ts";
+import { guard } from "../support/guard.ts";
+import { jsonPost } from "../support/requests.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
+import { readSse } from "../support/sse.ts";
 
 const API_KEY = "sse-key-5a6b7c8d9e0f";
 const SMTP_PASS = "smtp-pass-1a2b3c4d5e";
@@ -66,16 +68,7 @@ async function faultApp(script: SmtpScriptOptions, keepaliveMs?: number) {
 }
 
 function sse(body: unknown, init: RequestInit = {}): RequestInit {
-  return {
-    method: "POST",
-    headers: {
-      Authorization: `Bearer ${API_KEY}`,
-      "Content-Type": "application/json",
-      Accept: "text/event-stream",
-    },
-    body: JSON.stringify(body),
-    ...init,
-  };
+  return { ...jsonPost(body, { apiKey: API_KEY, accept: "text/event-stream" }), ...init };
 }
 
 interface Item {
@@ -89,54 +82,27 @@ interface Item {
 }
 
 /**
- * Reads an SSE response to its end with eventsource-parser. `onItem` may
- * return `"stop"` to cancel the stream (the client going away).
+ * Reads an SSE response to its end with eventsource-parser, events and
+ * comments in order. `onItem` may return `"stop"` to cancel the stream (the
+ * client going away).
  */
 async function readStream(
   response: Response,
   onItem: (item: Item) => void | "stop" = () => {},
 ): Promise<{ items: Item[]; raw: string }> {
   const items: Item[] = [];
-  let raw = "";
-  let stop = false;
-  const parser = createParser({
-    onEvent: (event) => {
-      const item = { kind: event.event ?? "message", id: event.id, data: JSON.parse(event.data) };
-      items.push(item);
-      if (onItem(item) === "stop") stop = true;
-    },
-    onComment: (comment) => {
-      const item = { kind: "comment", comment };
-      items.push(item);
-      if (onItem(item) === "stop") stop = true;
-    },
+  const push = (item: Item) => {
+    items.push(item);
+    return onItem(item);
+  };
+  const { raw } = await readSse(response, {
+    onEvent: (event) =>
+      push({ kind: event.event ?? "message", id: event.id, data: JSON.parse(event.data) }),
+    onComment: (comment) => push({ kind: "comment", comment }),
+    hangGuardMs: HANG_GUARD_MS,
   });
-  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-  while (!stop) {
-    const { done, value } = await guard(reader.read(), "the stream");
-    if (done) break;
-    raw += value;
-    parser.feed(value);
-  }
-  if (stop) await reader.cancel();
   for (const secret of SECRETS) assert.ok(!raw.includes(secret), "a secret is in the stream");
   return { items, raw };
-}
-
-function guard<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} hung`)), HANG_GUARD_MS);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const promise = new Promise<void>((resolve) => (open = resolve));
-  return { promise, open };
 }
 
 function nextCompletion(client: SmtpClient): Promise<CompletedDetail> {
@@ -251,7 +217,7 @@ describe("SSE: errors before the stream answer JSON", () => {
 
 describe("SSE: keepalive", () => {
   it("writes : keepalive comments while the server is slow", async () => {
-    const sawKeepalive = gate();
+    const sawKeepalive = Promise.withResolvers<void>();
     const { app } = await faultApp({
       RCPT: async (conn) => {
         // The reply waits until the client has seen a keepalive comment.
@@ -261,7 +227,7 @@ describe("SSE: keepalive", () => {
     }, 20);
     const response = await app.request("/send", sse({ ...message, to: "bob@example.com" }));
     const { items } = await readStream(response, (item) => {
-      if (item.kind === "comment" && item.comment?.trim() === "keepalive") sawKeepalive.open();
+      if (item.kind === "comment" && item.comment?.trim() === "keepalive") sawKeepalive.resolve();
     });
     const keepalive = items.findIndex((item) => item.kind === "comment");
     const completed = items.findIndex((item) => item.kind === "completed");
@@ -273,7 +239,7 @@ describe("SSE: keepalive", () => {
 
 describe("SSE: the client goes away", () => {
   it("before the end of the data: the transaction is abandoned, nothing delivered", async () => {
-    const release = gate();
+    const release = Promise.withResolvers<void>();
     let delivered = 0;
     const { app, client } = await faultApp({
       RCPT: async (conn) => {
@@ -292,8 +258,8 @@ describe("SSE: the client goes away", () => {
       (item) => item.kind === "status" && item.data.phase === "rcpt" ? "stop" : undefined,
     );
     assert.ok(items.every((item) => item.kind !== "completed"));
-    const detail = await guard(completion, "the cancelled send");
-    release.open();
+    const detail = await guard(completion, "the cancelled send", { ms: HANG_GUARD_MS });
+    release.resolve();
     assert.equal(detail.cancelled, true);
     assert.equal(detail.result.status, "cancelled");
     assert.equal(delivered, 0);

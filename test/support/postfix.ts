@@ -64,6 +64,7 @@
  */
 
 import { generateTestCertificates } from "../../src/dev/test_ca.ts";
+import { freePort } from "./subprocess.ts";
 
 const POSTFIX_BINARY = "/usr/sbin/postfix";
 const INSTANCE_PREFIX = "edgemail-postfix-";
@@ -559,13 +560,6 @@ function processExists(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 /** Connects until the server sends its `220` greeting, then says QUIT. */
