@@ -44,6 +44,13 @@ export type {
   SendResult,
   StatusEvent,
 } from "./smtp/result.ts";
-export type { Connect, ConnectOptions, SmtpSocket, StartTlsOptions } from "./socket/socket.ts";
+export {
+  type Connect,
+  type ConnectOptions,
+  type SmtpSocket,
+  type StartTlsOptions,
+  TLS_HANDSHAKE_ERROR,
+  tlsHandshakeError,
+} from "./socket/socket.ts";
 export { denoConnect } from "./socket/deno.ts";
 export * from "./message/mod.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Connect, SmtpSocket } from "../socket/socket.ts";
+import { type Connect, type SmtpSocket, TLS_HANDSHAKE_ERROR } from "../socket/socket.ts";
 import { concatBytes } from "./bytes.ts";
 import { Capabilities } from "./capabilities.ts";
 import { greetCommand, mailFromCommand, needsSmtputf8, rcptToCommand } from "./commands.ts";
@@ -726,7 +726,7 @@ export class SmtpSession {
     this.#broken = true;
     if (error instanceof SmtpError || isAbortError(error)) return error;
     // workerd reports a failed handshake on the first read or write after it.
-    if ((error as Error)?.name === "TlsHandshakeError") return asTlsError(error, this.#phase);
+    if (isTlsHandshakeFailure(error)) return asTlsError(error, this.#phase);
     return new SmtpError(
       "connection",
       `The connection to the SMTP server failed: ${describe(error)}`,
@@ -760,7 +760,7 @@ async function connectSocket(options: SessionOptions, step: StepOptions): Promis
     // A connection that completes after we gave up must not leak.
     pending.then((socket) => socket.close(), () => {});
     if (error instanceof SmtpError || isAbortError(error)) throw error;
-    if (implicit && looksLikeTlsFailure(error)) throw asTlsError(error, "connect");
+    if (isTlsHandshakeFailure(error)) throw asTlsError(error, "connect");
     throw new SmtpError(
       "connection",
       `Could not connect to ${options.host}:${options.port}: ${describe(error)}. ` +
@@ -845,9 +845,8 @@ function replyError(
   });
 }
 
-function looksLikeTlsFailure(error: unknown): boolean {
-  const text = `${(error as Error)?.name ?? ""} ${(error as Error)?.message ?? ""}`;
-  return /certificate|handshake|tls|ssl|InvalidData|UnknownIssuer|alert/i.test(text);
+function isTlsHandshakeFailure(error: unknown): boolean {
+  return (error as Error)?.name === TLS_HANDSHAKE_ERROR;
 }
 
 function asTlsError(error: unknown, phase: SmtpPhase): SmtpError {

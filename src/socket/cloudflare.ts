@@ -21,10 +21,8 @@ import {
   settleWithin,
   type SmtpSocket,
   type StartTlsOptions,
+  tlsHandshakeError,
 } from "./socket.ts";
-
-/** The `name` of the errors this adapter raises when a TLS handshake fails. */
-export const TLS_HANDSHAKE_ERROR = "TlsHandshakeError";
 
 /**
  * Opens a TCP (or implicit TLS) connection with `connect()` from
@@ -42,7 +40,7 @@ export const cloudflareConnect: Connect = async (options: ConnectOptions): Promi
   } catch (error) {
     void settleWithin(closeSocket(socket), CLOSE_TIMEOUT_MS);
     // workerd reports a refused connection and a failed implicit TLS handshake alike.
-    if (options.tls && await reachable(hostname, port)) throw tlsHandshakeError(hostname, error);
+    if (options.tls && await reachable(hostname, port)) throw handshakeFailure(hostname, error);
     throw new Error(
       `Could not connect to ${hostname}:${port} (${describe(error)}). ` +
         "Check the host and port, and that outbound TCP to it is allowed (Workers block port 25).",
@@ -129,7 +127,7 @@ class CloudflareSocket implements SmtpSocket {
       return Promise.resolve(new CloudflareSocket(upgraded, true, options.hostname));
     } catch (error) {
       void settleWithin(closeSocket(this.#socket), CLOSE_TIMEOUT_MS);
-      return Promise.reject(tlsHandshakeError(options.hostname, error));
+      return Promise.reject(handshakeFailure(options.hostname, error));
     }
   }
 
@@ -145,19 +143,17 @@ class CloudflareSocket implements SmtpSocket {
     if (this.#handshakeHost === undefined) return undefined;
     const host = this.#handshakeHost;
     this.#handshakeHost = undefined;
-    return tlsHandshakeError(host, error);
+    return handshakeFailure(host, error);
   }
 }
 
-function tlsHandshakeError(host: string, cause: unknown): Error {
+function handshakeFailure(host: string, cause: unknown): Error {
   // workerd hides the reason from the Worker ("internal error; reference=…"); its log has it.
-  const error = new Error(
+  return tlsHandshakeError(
     `TLS handshake with ${host} failed (${describe(cause)}); ` +
       "Workers check the certificate against the platform trust store only",
-    { cause },
+    cause,
   );
-  error.name = TLS_HANDSHAKE_ERROR;
-  return error;
 }
 
 function closeSocket(socket: Socket): Promise<void> {

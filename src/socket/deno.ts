@@ -12,30 +12,39 @@ import {
   settleWithin,
   type SmtpSocket,
   type StartTlsOptions,
+  tlsHandshakeError,
 } from "./socket.ts";
 
 const READ_BUFFER_BYTES = 16 * 1024;
 
 /** Opens a TCP (or implicit TLS) connection with Deno's socket API. */
 export const denoConnect: Connect = async (options: ConnectOptions): Promise<SmtpSocket> => {
-  if (options.tls) {
-    const conn = await Deno.connectTls({
-      hostname: options.hostname,
-      port: options.port,
-      caCerts: options.caCerts,
-    });
-    try {
-      // Surface certificate errors now, as a connect failure, not on the first read.
-      await conn.handshake();
-    } catch (error) {
-      closeQuietly(conn);
-      throw error;
-    }
-    return new DenoSocket(conn, true);
-  }
-  const conn = await Deno.connect({ hostname: options.hostname, port: options.port });
-  return new DenoSocket(conn, false);
+  const tcp = await Deno.connect({ hostname: options.hostname, port: options.port });
+  // Small command writes must not wait for the ACK of the previous ones (Nagle).
+  // Set on the TCP socket, it also holds under TLS (Deno.TlsConn has no setNoDelay).
+  tcp.setNoDelay(true);
+  if (!options.tls) return new DenoSocket(tcp, false);
+  // Implicit TLS as a TLS start on a fresh TCP connection, for the no-delay above.
+  return await upgrade(tcp, { hostname: options.hostname, caCerts: options.caCerts });
 };
+
+/** Runs the TLS handshake on `tcp` now, so certificate errors surface here. */
+async function upgrade(tcp: Deno.TcpConn, options: StartTlsOptions): Promise<SmtpSocket> {
+  let tls: Deno.TlsConn;
+  try {
+    tls = await Deno.startTls(tcp, { hostname: options.hostname, caCerts: options.caCerts });
+  } catch (error) {
+    closeQuietly(tcp);
+    throw handshakeFailure(options.hostname, error);
+  }
+  try {
+    await tls.handshake();
+  } catch (error) {
+    closeQuietly(tls);
+    throw handshakeFailure(options.hostname, error);
+  }
+  return new DenoSocket(tls, true);
+}
 
 class DenoSocket implements SmtpSocket {
   #conn: Deno.Conn | Deno.TlsConn;
@@ -46,12 +55,6 @@ class DenoSocket implements SmtpSocket {
   constructor(conn: Deno.Conn | Deno.TlsConn, secure: boolean) {
     this.#conn = conn;
     this.secure = secure;
-    try {
-      // Small command writes must not wait for the ACK of the previous ones (Nagle).
-      (conn as Deno.TcpConn).setNoDelay?.(true);
-    } catch {
-      // TLS connections on some versions do not expose setNoDelay; the TCP default is fine.
-    }
   }
 
   async read(): Promise<Uint8Array | null> {
@@ -67,19 +70,9 @@ class DenoSocket implements SmtpSocket {
     }
   }
 
-  async startTls(options: StartTlsOptions): Promise<SmtpSocket> {
-    const tlsConn = await Deno.startTls(this.#conn as Deno.TcpConn, {
-      hostname: options.hostname,
-      caCerts: options.caCerts,
-    });
-    this.#closed = true; // startTls consumed the plain connection
-    try {
-      await tlsConn.handshake();
-    } catch (error) {
-      closeQuietly(tlsConn);
-      throw error;
-    }
-    return new DenoSocket(tlsConn, true);
+  startTls(options: StartTlsOptions): Promise<SmtpSocket> {
+    this.#closed = true; // Deno.startTls consumes the plain connection
+    return upgrade(this.#conn as Deno.TcpConn, options);
   }
 
   close(): Promise<void> {
@@ -87,6 +80,11 @@ class DenoSocket implements SmtpSocket {
     this.#closed = true;
     return settleWithin(Promise.resolve().then(() => this.#conn.close()), CLOSE_TIMEOUT_MS);
   }
+}
+
+function handshakeFailure(host: string, cause: unknown): Error {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return tlsHandshakeError(`TLS handshake with ${host} failed (${reason})`, cause);
 }
 
 function closeQuietly(conn: Deno.Conn): void {

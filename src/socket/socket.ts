@@ -47,6 +47,20 @@ export interface SmtpSocket {
   close(): Promise<void>;
 }
 
+/**
+ * The `name` of the error an adapter rejects with when a TLS handshake fails
+ * (bad certificate included), so the client reports a `tls` error whatever
+ * the platform's own wording.
+ */
+export const TLS_HANDSHAKE_ERROR = "TlsHandshakeError";
+
+/** An error named {@linkcode TLS_HANDSHAKE_ERROR} wrapping the platform's `cause`. */
+export function tlsHandshakeError(message: string, cause: unknown): Error {
+  const error = new Error(message, { cause });
+  error.name = TLS_HANDSHAKE_ERROR;
+  return error;
+}
+
 /** A socket factory: `denoConnect`, `cloudflareConnect`, or your own. */
 export type Connect = (options: ConnectOptions) => Promise<SmtpSocket>;
 
