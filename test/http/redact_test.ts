@@ -1,0 +1,137 @@
+/**
+ * The redactor, the last line of defence for secrets: which configured values
+ * count as secrets, and that every occurrence is replaced in plain text, in
+ * JSON bodies and in SSE frames, including the escaped form a secret takes
+ * inside a JSON string (a password with a quote, a backslash or a tab).
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { loadConfig } from "../../src/http/config.ts";
+import { createRedactor, secretsOf } from "../../src/http/redact.ts";
+
+const PASSWORD = "s3cr3t-smtp-pass";
+const KEY_1 = "key-1a2b3c4d5e";
+const KEY_2 = "key-9z8y7x6w5v";
+
+describe("secretsOf", () => {
+  it("lists the SMTP password and every API key, not the user name", () => {
+    const config = loadConfig({
+      SMTP_URL: `smtp://ann:${PASSWORD}@smtp.example.com`,
+      API_KEYS: `${KEY_1}, ${KEY_2}`,
+    });
+    assert.deepEqual(secretsOf(config).sort(), [KEY_1, KEY_2, PASSWORD].sort());
+  });
+
+  it("lists the percent-decoded password of SMTP_URL", () => {
+    const config = loadConfig({
+      SMTP_URL: "smtp://ann:p%40ss%22w%5Cord@smtp.example.com",
+      API_KEYS: KEY_1,
+    });
+    assert.deepEqual(secretsOf(config).sort(), [KEY_1, 'p@ss"w\\ord'].sort());
+  });
+
+  it("lists the XOAUTH2 access token", () => {
+    const config = loadConfig({
+      SMTP_HOST: "smtp.example.com",
+      SMTP_USER: "ann@example.com",
+      SMTP_PASS: "ya29.access-token-value",
+      SMTP_AUTH: "xoauth2",
+      ALLOWED_TO: "@example.com",
+    });
+    assert.deepEqual(secretsOf(config), ["ya29.access-token-value"]);
+  });
+
+  it("is empty without credentials and API keys", () => {
+    const config = loadConfig({ SMTP_HOST: "smtp.example.com", ALLOWED_TO: "@example.com" });
+    assert.deepEqual(secretsOf(config), []);
+  });
+});
+
+describe("createRedactor", () => {
+  const redact = createRedactor([PASSWORD, KEY_1]);
+
+  it("replaces every occurrence of every secret", () => {
+    assert.equal(
+      redact(`auth ${PASSWORD} failed; retried with ${PASSWORD} and key ${KEY_1}.`),
+      "auth [redacted] failed; retried with [redacted] and key [redacted].",
+    );
+  });
+
+  it("replaces a secret inside a word and at the ends of the text", () => {
+    assert.equal(redact(`${PASSWORD}x${KEY_1}${PASSWORD}`), "[redacted]x[redacted][redacted]");
+  });
+
+  it("leaves texts without secrets unchanged", () => {
+    const text = "535 5.7.8 Authentication credentials invalid";
+    assert.equal(redact(text), text);
+  });
+
+  it("removes a password with a quote, a backslash and a tab from JSON.stringify output", () => {
+    const password = 'pa"ss\\wo\trd';
+    const body = JSON.stringify({
+      status: "failed",
+      error: { type: "auth", message: `Authentication failed: 535 bad password ${password}` },
+    });
+    // The escaped form differs from the raw one: it is the one that must go.
+    assert.ok(body.includes('pa\\"ss\\\\wo\\trd'));
+    const out = createRedactor([password])(body);
+    assert.deepEqual(JSON.parse(out), {
+      status: "failed",
+      error: { type: "auth", message: "Authentication failed: 535 bad password [redacted]" },
+    });
+  });
+
+  it("removes the escaped and the raw form from the same text", () => {
+    const password = 'quote"secret';
+    const text = `raw ${password} json ${JSON.stringify(password)}`;
+    assert.equal(createRedactor([password])(text), 'raw [redacted] json "[redacted]"');
+  });
+
+  it("removes secrets from an SSE frame and keeps the frame intact", () => {
+    const password = "back\\slash-pass";
+    const data = { phase: "auth", state: "done", token: null, reply: { message: password } };
+    const frame = `event: status\ndata: ${JSON.stringify(data)}\nid: 3\n\n`;
+    const out = createRedactor([password])(frame);
+    const lines = out.split("\n");
+    assert.deepEqual([lines[0], lines[2], lines[3], lines[4]], ["event: status", "id: 3", "", ""]);
+    assert.deepEqual(JSON.parse(lines[1].slice("data: ".length)), {
+      ...data,
+      reply: { message: "[redacted]" },
+    });
+  });
+
+  it("replaces the longest secret first, so a longer one is not left half visible", () => {
+    const redactBoth = createRedactor(["hunter22", "hunter22-and-more"]);
+    assert.equal(redactBoth("pw=hunter22-and-more"), "pw=[redacted]");
+    assert.equal(redactBoth("pw=hunter22"), "pw=[redacted]");
+  });
+
+  it("ignores secrets shorter than 6 characters, which would match ordinary words", () => {
+    const short = createRedactor(["", "ok", "sent1"]);
+    const text = '{"status":"sent","response":"250 ok sent1"}';
+    assert.equal(short(text), text);
+  });
+
+  it("searches for secrets of exactly 6 characters", () => {
+    assert.equal(createRedactor(["abc123"])("key abc123 here"), "key [redacted] here");
+  });
+
+  it("replaces nothing when there are no secrets", () => {
+    const text = `${PASSWORD} ${KEY_1}`;
+    assert.equal(createRedactor([])(text), text);
+  });
+
+  it("redacts the secrets of a loaded configuration in an error body", () => {
+    const config = loadConfig({
+      SMTP_URL: `smtp://ann:${encodeURIComponent('p"w\\d-42')}@smtp.example.com`,
+      API_KEYS: KEY_2,
+    });
+    const redactConfig = createRedactor(secretsOf(config));
+    const body = JSON.stringify({
+      error: { message: `535 ${'p"w\\d-42'} is wrong; ${KEY_2} is not an SMTP password` },
+    });
+    assert.deepEqual(JSON.parse(redactConfig(body)), {
+      error: { message: "535 [redacted] is wrong; [redacted] is not an SMTP password" },
+    });
+  });
+});

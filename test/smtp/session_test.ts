@@ -1,0 +1,462 @@
+/**
+ * The session against a scripted fault server: faults no real server produces
+ * on demand. Each test asserts what a caller sees (the typed error) and what
+ * the server saw (nothing delivered, no AUTH before TLS).
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  type MessageInput,
+  resultOf,
+  type SendResult,
+  SmtpClient,
+  SmtpError,
+} from "../../src/mod.ts";
+import {
+  type FaultServer,
+  multiline,
+  smtpScript,
+  type SmtpScriptOptions,
+  startFaultServer,
+} from "../support/fault_server.ts";
+
+const message = {
+  from: "ann@example.com",
+  to: ["bob@example.org", "cy@example.org"],
+  subject: "Fault test",
+  text: "Hello\r\n.leading dot\r\n",
+};
+
+async function withServer(
+  script: SmtpScriptOptions,
+  run: (server: FaultServer) => Promise<void>,
+): Promise<void> {
+  const server = await startFaultServer(smtpScript(script));
+  try {
+    await run(server);
+  } finally {
+    await server.close();
+  }
+}
+
+function clientFor(server: FaultServer, options: Record<string, unknown> = {}): SmtpClient {
+  return new SmtpClient({
+    host: "localhost",
+    port: server.port,
+    caCerts: [server.caCert],
+    timeoutMs: 2000,
+    ...options,
+  });
+}
+
+async function sendExpectingError(
+  client: SmtpClient,
+  msg: MessageInput = message,
+): Promise<SmtpError> {
+  try {
+    await client.send(msg);
+  } catch (error) {
+    if (error instanceof SmtpError) return error;
+    throw error;
+  } finally {
+    await client.close();
+  }
+  assert.fail("the send should have failed");
+}
+
+function delivered(server: FaultServer): boolean {
+  // The final dot is the only thing that makes a server deliver.
+  return server.transcript.some((line) => line === ".");
+}
+
+describe("session against a fault server", () => {
+  it("reads replies split at every byte offset", async () => {
+    const greeting = "220 fault.test ESMTP ready\r\n";
+    const ehlo = multiline(250, ["fault.test", "PIPELINING", "ENHANCEDSTATUSCODES", ""]);
+    for (let offset = 1; offset < ehlo.length; offset += 7) {
+      await withServer({
+        greeting: (conn) =>
+          conn.sendInPieces(greeting, [offset % greeting.length], { pauseMs: 5 })
+            .then(() => {}),
+        EHLO: (conn) => conn.sendInPieces(ehlo, [offset], { pauseMs: 5 }).then(() => {}),
+      }, async (server) => {
+        const client = clientFor(server, { tls: "none" });
+        const result = await client.send(message);
+        await client.close();
+        assert.equal(result.status, "sent");
+        assert.deepEqual(result.accepted, message.to);
+      });
+    }
+  });
+
+  it("fails with transient at the greeting when the server answers 421", async () => {
+    await withServer({ greeting: "421 4.3.2 Too busy, try later" }, async (server) => {
+      const error = await sendExpectingError(clientFor(server));
+      assert.equal(error.type, "transient");
+      assert.equal(error.phase, "greeting");
+      assert.equal(error.code, 421);
+      assert.equal(error.enhancedCode, "4.3.2");
+      assert.equal(server.transcript.length, 0);
+    });
+  });
+
+  it("fails with rejected at the greeting when the server answers 554", async () => {
+    await withServer({ greeting: "554 No SMTP service here" }, async (server) => {
+      const error = await sendExpectingError(clientFor(server));
+      assert.equal(error.type, "rejected");
+      assert.equal(error.phase, "greeting");
+      assert.equal(error.code, 554);
+    });
+  });
+
+  it("fails with protocol when a multi-line reply changes its code", async () => {
+    await withServer(
+      { EHLO: "250-fault.test\r\n251-PIPELINING\r\n250 SIZE 100" },
+      async (server) => {
+        const error = await sendExpectingError(clientFor(server, { tls: "none" }));
+        assert.equal(error.type, "protocol");
+        assert.equal(error.phase, "ehlo");
+        assert.match(error.message, /250 then 251/);
+      },
+    );
+  });
+
+  it("fails with protocol on an oversized reply line", async () => {
+    await withServer({ greeting: "220 " + "x".repeat(10_000) }, async (server) => {
+      const error = await sendExpectingError(clientFor(server));
+      assert.equal(error.type, "protocol");
+      assert.equal(error.phase, "greeting");
+      assert.match(error.message, /longer than/);
+    });
+  });
+
+  it("fails with protocol on a reply without a code", async () => {
+    await withServer({ MAIL: "OK fine" }, async (server) => {
+      const error = await sendExpectingError(clientFor(server, { tls: "none" }));
+      assert.equal(error.type, "protocol");
+      assert.equal(error.phase, "mail");
+    });
+  });
+
+  it("gives up on a silent server with a timeout", async () => {
+    await withServer({ MAIL: (conn) => conn.waitClosed() }, async (server) => {
+      const started = Date.now();
+      const error = await sendExpectingError(clientFor(server, { tls: "none", timeoutMs: 300 }));
+      assert.equal(error.type, "timeout");
+      assert.equal(error.phase, "mail");
+      assert.ok(Date.now() - started < 5000);
+      assert.equal(delivered(server), false);
+    });
+  });
+
+  it("sends neither AUTH nor MAIL when STARTTLS is required but not offered", async () => {
+    await withServer({ capabilities: ["PIPELINING", "AUTH PLAIN LOGIN"] }, async (server) => {
+      const error = await sendExpectingError(
+        clientFor(server, { auth: { username: "ann", password: "s3cret-pass" } }),
+      );
+      assert.equal(error.type, "tls");
+      assert.equal(error.phase, "starttls");
+      assert.deepEqual(server.transcript.map((line) => line.split(" ")[0]), ["EHLO"]);
+      assert.doesNotMatch(JSON.stringify(error), /s3cret/);
+    });
+  });
+
+  it("fails with tls when the server refuses STARTTLS", async () => {
+    await withServer({ STARTTLS: "454 4.7.0 TLS not available" }, async (server) => {
+      const error = await sendExpectingError(clientFor(server));
+      assert.equal(error.type, "tls");
+      assert.equal(error.phase, "starttls");
+      assert.equal(error.code, 454);
+      assert.ok(!server.transcript.some((line) => line.startsWith("MAIL")));
+    });
+  });
+
+  it("drops the connection when bytes are glued after the STARTTLS 220", async () => {
+    await withServer({
+      STARTTLS: async (conn) => {
+        await conn.send("220 2.0.0 Ready\r\n250-injected\r\n250 AUTH PLAIN\r\n");
+        await conn.waitClosed();
+      },
+    }, async (server) => {
+      const error = await sendExpectingError(clientFor(server));
+      assert.equal(error.type, "tls");
+      assert.equal(error.phase, "starttls");
+      assert.match(error.message, /injection/);
+      assert.deepEqual(server.transcript, [server.transcript[0], "STARTTLS"]);
+    });
+  });
+
+  it("trusts only the capabilities sent after STARTTLS", async () => {
+    await withServer({
+      capabilities: ["STARTTLS", "SIZE 10"],
+      capabilitiesAfterTls: ["PIPELINING", "SIZE 100000"],
+    }, async (server) => {
+      const client = clientFor(server);
+      const result = await client.send(message);
+      await client.close();
+      assert.equal(result.status, "sent");
+      // PIPELINING after TLS: MAIL, both RCPTs and DATA arrive in one go.
+      const mail = server.transcript.findIndex((line) => line.startsWith("MAIL FROM"));
+      assert.match(server.transcript[mail], /SIZE=\d+/);
+    });
+  });
+
+  it("fails with connection (not unknown) when the server drops the connection mid-DATA", async () => {
+    // Larger than the loopback socket buffers, so the drop is seen while writing.
+    const big = { ...message, text: "line of text\n".repeat(2_000_000) };
+    await withServer({
+      capabilities: ["PIPELINING", "8BITMIME"],
+      DATA: async (conn) => {
+        await conn.send("354 go ahead\r\n");
+        await conn.readBytes(1000);
+        conn.destroy();
+      },
+    }, async (server) => {
+      const error = await sendExpectingError(clientFor(server, { tls: "none" }), big);
+      assert.equal(error.type, "connection");
+      assert.equal(error.phase, "message");
+      assert.equal(resultOf(error)?.status, "failed");
+      assert.equal(delivered(server), false);
+    });
+  });
+
+  it("reports unknown_outcome when the connection drops after the final dot", async () => {
+    await withServer({ message: (conn) => conn.destroy() }, async (server) => {
+      const error = await sendExpectingError(clientFor(server, { tls: "none" }));
+      assert.equal(error.type, "unknown_outcome");
+      assert.equal(error.phase, "message");
+      const result = resultOf(error) as SendResult;
+      assert.equal(result.status, "failed");
+      assert.equal(result.error?.type, "unknown_outcome");
+    });
+  });
+
+  it("cancels during RCPT: nothing delivered, result cancelled", async () => {
+    const controller = new AbortController();
+    await withServer({
+      RCPT: async (conn) => {
+        controller.abort();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await conn.send("250 2.1.5 Ok\r\n");
+      },
+    }, async (server) => {
+      const client = clientFor(server, { tls: "none" });
+      const completed = new Promise<CustomEvent>((resolve) =>
+        client.addEventListener("completed", (e) => resolve(e as CustomEvent), { once: true })
+      );
+      await assert.rejects(
+        client.send({ ...message, token: "t-1" }, { signal: controller.signal }),
+        { name: "AbortError" },
+      );
+      const event = await completed;
+      assert.equal(event.detail.cancelled, true);
+      assert.equal(event.detail.token, "t-1");
+      assert.equal(event.detail.result.status, "cancelled");
+      assert.equal(event.detail.result.error.type, "cancelled");
+      await client.close();
+      assert.equal(delivered(server), false);
+    });
+  });
+});
+
+describe("session against a fault server: pipelining", () => {
+  let server: FaultServer;
+  before(async () => {
+    server = await startFaultServer(smtpScript({
+      RCPT: (conn, line) =>
+        conn.send(
+          line.includes("cy@")
+            ? "550 5.1.1 <cy@example.org>: Recipient address rejected\r\n"
+            : "250 2.1.5 Ok\r\n",
+        ).then(() => {}),
+    }));
+  });
+  after(() => server.close());
+
+  it("abandons a pipelined transaction whose DATA got 354 without sending the final dot", async () => {
+    const client = clientFor(server, { tls: "none" });
+    const error = await sendExpectingError(client);
+    assert.equal(error.type, "rejected");
+    assert.equal(error.phase, "rcpt");
+    assert.deepEqual(error.rejected.map((r) => r.address), ["cy@example.org"]);
+    assert.equal(error.rejected[0].enhancedCode, "5.1.1");
+    assert.equal(delivered(server), false);
+  });
+
+  it("sends to the accepted recipients under allowPartial", async () => {
+    const client = clientFor(server, { tls: "none" });
+    const result = await client.send({ ...message, allowPartial: true });
+    await client.close();
+    assert.equal(result.status, "sent");
+    assert.deepEqual(result.accepted, ["bob@example.org"]);
+    assert.deepEqual(result.rejected.map((r) => [r.address, r.code]), [["cy@example.org", 550]]);
+    assert.equal(delivered(server), true);
+  });
+});
+
+describe("session against a fault server: stale pooled connections", () => {
+  it("retries once on a fresh connection when a pooled one was dropped by the server", async () => {
+    let connection = 0;
+    const server = await startFaultServer(async (conn) => {
+      connection++;
+      if (connection === 1) {
+        // Serve one message, then close while the client thinks the connection is idle.
+        await smtpScript({
+          message: async (c) => {
+            await c.send("250 2.0.0 Ok: queued as ONE\r\n");
+            await c.readLine();
+            await c.send("421 4.4.2 Idle timeout\r\n");
+            c.destroy();
+          },
+        })(conn);
+      } else {
+        await smtpScript()(conn);
+      }
+    });
+    try {
+      const client = clientFor(server, { tls: "none" });
+      const first = await client.send(message);
+      // Give the server time to time out the idle connection.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const second = await client.send(message);
+      await client.close();
+      assert.match(first.response!, /ONE/);
+      assert.equal(second.status, "sent");
+      assert.equal(server.connections, 2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("reports a 421 at MAIL when the server hangs up before the other replies", async () => {
+    await withServer({
+      MAIL: async (conn) => {
+        await conn.send("421 4.3.2 Service shutting down\r\n");
+        conn.destroy();
+      },
+    }, async (server) => {
+      const error = await sendExpectingError(clientFor(server, { tls: "none" }));
+      assert.equal(error.type, "transient");
+      assert.equal(error.phase, "mail");
+      assert.equal(error.code, 421);
+    });
+  });
+});
+
+describe("session against a fault server: CHUNKING", () => {
+  const chunking = ["PIPELINING", "8BITMIME", "CHUNKING", "SIZE 100000000"];
+  const single = { ...message, to: "bob@example.org" };
+
+  it("sends MAIL, RCPT and BDAT LAST with the message in one write", async () => {
+    let content = "";
+    const server = await startFaultServer(smtpScript({
+      capabilities: chunking,
+      message: async (conn, data) => {
+        content = data;
+        // Everything up to the end of the chunk arrived before the first reply was sent.
+        assert.match(conn.received, /MAIL FROM:<[^>]+>.*\r\nRCPT TO:<[^>]+>\r\nBDAT \d+ LAST\r\n/s);
+        await conn.send("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: queued as CHUNKED\r\n");
+      },
+      MAIL: () => {},
+      RCPT: () => {},
+    }));
+    try {
+      const client = clientFor(server, { tls: "none" });
+      const result = await client.send(single);
+      await client.close();
+      assert.equal(result.status, "sent");
+      assert.match(result.response!, /CHUNKED/);
+      // BDAT content is not dot-stuffed, and line ends are canonical.
+      assert.match(content, /\r\n\.leading dot\r\n/);
+      assert.doesNotMatch(content, /(^|[^\r])\n/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("reports unknown_outcome when the connection drops after BDAT LAST", async () => {
+    await withServer(
+      { capabilities: chunking, message: (conn) => conn.destroy() },
+      async (server) => {
+        const error = await sendExpectingError(clientFor(server, { tls: "none" }), single);
+        assert.equal(error.type, "unknown_outcome");
+      },
+    );
+  });
+
+  it("reports the refused recipient, not an unknown outcome, when RCPT is refused", async () => {
+    await withServer({
+      capabilities: chunking,
+      RCPT: "550 5.1.1 No such user",
+      BDAT: async (conn, line) => {
+        const [, size] = line.split(" ");
+        await conn.readBytes(Number(size));
+        await conn.send("554 5.5.1 No valid recipients\r\n");
+      },
+    }, async (server) => {
+      const error = await sendExpectingError(clientFor(server, { tls: "none" }), single);
+      assert.equal(error.type, "rejected");
+      assert.equal(error.phase, "rcpt");
+      assert.equal(error.rejected[0].enhancedCode, "5.1.1");
+    });
+  });
+
+  it("never sends BDAT LAST once cancelled mid-message", async () => {
+    const controller = new AbortController();
+    const big = { ...single, text: "line of text\n".repeat(2_000_000) };
+    await withServer({
+      capabilities: chunking,
+      BDAT: async (conn, line) => {
+        controller.abort();
+        const [, size] = line.split(" ");
+        await conn.readBytes(Number(size));
+        await conn.send("250 2.0.0 chunk ok\r\n");
+      },
+    }, async (server) => {
+      const client = clientFor(server, { tls: "none" });
+      await assert.rejects(client.send(big, { signal: controller.signal }), { name: "AbortError" });
+      await client.close();
+      assert.ok(!server.transcript.some((l) => /^BDAT \d+ LAST$/.test(l)));
+    });
+  });
+
+  it("keeps DATA for several recipients under the all-or-nothing policy", async () => {
+    await withServer({ capabilities: chunking }, async (server) => {
+      const client = clientFor(server, { tls: "none" });
+      const result = await client.send(message);
+      await client.close();
+      assert.equal(result.status, "sent");
+      assert.ok(server.transcript.includes("DATA"));
+      assert.ok(!server.transcript.some((l) => l.startsWith("BDAT")));
+    });
+  });
+});
+
+describe("session against a fault server: idle pooled connections", () => {
+  for (const capabilities of [["PIPELINING"], ["PIPELINING", "CHUNKING"]]) {
+    it(`notices a hang-up while idle and uses a fresh connection (${capabilities})`, async () => {
+      let connection = 0;
+      const server = await startFaultServer(async (conn) => {
+        connection++;
+        await smtpScript({
+          capabilities,
+          message: async (c) => {
+            await c.send(`250 2.0.0 Ok: queued on connection ${connection}\r\n`);
+            if (connection === 1) c.destroy();
+          },
+        })(conn);
+      });
+      try {
+        const client = clientFor(server, { tls: "none" });
+        const first = await client.send({ ...message, to: "bob@example.org" });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const second = await client.send({ ...message, to: "bob@example.org" });
+        await client.close();
+        assert.match(first.response!, /connection 1/);
+        assert.match(second.response!, /connection 2/);
+      } finally {
+        await server.close();
+      }
+    });
+  }
+});
