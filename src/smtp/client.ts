@@ -80,6 +80,9 @@ export interface CompletedDetail {
   token: unknown;
 }
 
+/** Timers fire at once beyond this many milliseconds (a signed 32-bit delay). */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 const TLS_MODES: readonly TlsMode[] = ["starttls", "implicit", "opportunistic", "none"];
 const HOST =
   /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[?[0-9A-Fa-f:.]+\]?)$/;
@@ -394,8 +397,10 @@ function resolveSessionOptions(options: SmtpClientOptions): SessionOptions {
     throw new RangeError("port must be an integer from 1 to 65535.");
   }
   const timeoutMs = options.timeoutMs ?? 30_000;
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-    throw new RangeError("timeoutMs must be a positive number of milliseconds.");
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMER_MS) {
+    throw new RangeError(
+      `timeoutMs must be a positive number of milliseconds, at most ${MAX_TIMER_MS}.`,
+    );
   }
   const name = options.name ?? "localhost";
   if (typeof name !== "string" || name === "") {
@@ -455,8 +460,8 @@ function resolvePoolOptions(pool: PoolOptions = {}): Required<PoolOptions> {
     idleTimeoutMs: pool.idleTimeoutMs ?? 5000,
   };
   for (const [field, value] of Object.entries(resolved)) {
-    if (!Number.isInteger(value) || value < 1) {
-      throw new RangeError(`pool.${field} must be a positive integer.`);
+    if (!Number.isInteger(value) || value < 1 || value > MAX_TIMER_MS) {
+      throw new RangeError(`pool.${field} must be a positive integer, at most ${MAX_TIMER_MS}.`);
     }
   }
   return resolved;

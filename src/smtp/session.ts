@@ -230,7 +230,12 @@ export class SmtpSession {
     const greeting = await this.#read("the server's greeting", step);
     status(step, { phase: "greeting", state: "done", reply: summarizeReply(greeting) });
     if (greeting.code !== 220) {
-      throw replyError(greeting, "greeting", "The server refused the connection");
+      throw replyError(
+        greeting,
+        "greeting",
+        "The server refused the connection",
+        sessionErrorType(greeting),
+      );
     }
 
     await this.#ehlo(step);
@@ -249,12 +254,14 @@ export class SmtpSession {
       // A server without ESMTP: HELO, and no extensions at all.
       await this.#write(greetCommand("HELO", this.#options.name) + "\r\n", step);
       reply = await this.#read("the reply to HELO", step);
-      if (reply.code !== 250) throw replyError(reply, "ehlo", "The server refused HELO");
+      if (reply.code !== 250) {
+        throw replyError(reply, "ehlo", "The server refused HELO", sessionErrorType(reply));
+      }
       this.#capabilities = new Capabilities();
     } else if (reply.code === 250) {
       this.#capabilities = Capabilities.fromEhloReply(reply);
     } else {
-      throw replyError(reply, "ehlo", "The server refused EHLO");
+      throw replyError(reply, "ehlo", "The server refused EHLO", sessionErrorType(reply));
     }
     status(step, { phase: "ehlo", state: "done", reply: summarizeReply(reply) });
   }
@@ -619,11 +626,14 @@ export class SmtpSession {
 
   #unknownOutcome(error: unknown): SmtpError {
     this.#broken = true;
-    if (error instanceof SmtpError && error.type === "protocol") return error;
+    // A garbled reply after the final dot says no more than a lost connection does.
+    const what = error instanceof SmtpError && error.type === "protocol"
+      ? "an invalid reply came back"
+      : "the connection was lost";
     return new SmtpError(
       "unknown_outcome",
-      "The connection was lost after the whole message was sent and before the server " +
-        "confirmed it: the message may or may not have been delivered. It was not retried.",
+      `The whole message was sent, then ${what} before the server confirmed it: the ` +
+        "message may or may not have been delivered. It was not retried.",
       { phase: "message", cause: error },
     );
   }
@@ -822,6 +832,15 @@ function judgeRecipients(tx: Transaction, replies: readonly SmtpReply[]): {
     },
   );
   return { accepted, rejected, refusal };
+}
+
+/**
+ * The error type of a refusal before any transaction (greeting, EHLO): 4xx is
+ * transient; 5xx refuses the session itself, not a sender, recipient or
+ * content, so it counts as a failure to reach the service (`connection`).
+ */
+function sessionErrorType(reply: SmtpReply): SmtpErrorType {
+  return reply.code >= 400 && reply.code < 500 ? "transient" : "connection";
 }
 
 /** The error type a negative reply stands for: 4xx transient, 5xx permanent. */

@@ -336,6 +336,12 @@ describe("SmtpClient: options and arguments", () => {
       ],
       [{ host: "mx.example.com", name: "a\nb" }, /^name /, "TypeError"],
       [{ host: "mx.example.com", timeoutMs: -1 }, /^timeoutMs /, "RangeError"],
+      [{ host: "mx.example.com", timeoutMs: 3_000_000_000 }, /^timeoutMs /, "RangeError"],
+      [
+        { host: "mx.example.com", pool: { idleTimeoutMs: 2 ** 31 } },
+        /^pool\.idleTimeoutMs/,
+        "RangeError",
+      ],
       [
         { host: "mx.example.com", pool: { maxConnections: 0 } },
         /^pool\.maxConnections/,

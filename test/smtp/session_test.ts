@@ -100,10 +100,11 @@ describe("session against a fault server", () => {
     });
   });
 
-  it("fails with rejected at the greeting when the server answers 554", async () => {
+  it("fails with connection (not rejected) at the greeting when the server answers 554", async () => {
     await withServer({ greeting: "554 No SMTP service here" }, async (server) => {
       const error = await sendExpectingError(clientFor(server));
-      assert.equal(error.type, "rejected");
+      // A refused session is not a refusal of the sender, recipients or content (422).
+      assert.equal(error.type, "connection");
       assert.equal(error.phase, "greeting");
       assert.equal(error.code, 554);
     });
@@ -217,6 +218,14 @@ describe("session against a fault server", () => {
       assert.equal(error.phase, "message");
       assert.equal(resultOf(error)?.status, "failed");
       assert.equal(delivered(server), false);
+    });
+  });
+
+  it("reports unknown_outcome for a garbled reply after the final dot", async () => {
+    await withServer({ message: "OK, queued" }, async (server) => {
+      const error = await sendExpectingError(clientFor(server, { tls: "none" }));
+      assert.equal(error.type, "unknown_outcome");
+      assert.match(error.message, /invalid reply/);
     });
   });
 
