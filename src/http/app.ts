@@ -23,7 +23,7 @@ import type * as v from "valibot";
 import { parseMailbox } from "../message/address.ts";
 import { toValidationIssues } from "../message/schema.ts";
 import { SmtpClient } from "../smtp/client.ts";
-import { SmtpError } from "../smtp/errors.ts";
+import { isAbortError, SmtpError } from "../smtp/errors.ts";
 import type { ResultError } from "../smtp/result.ts";
 import type { Connect } from "../socket/socket.ts";
 import type { Config } from "./config.ts";
@@ -293,6 +293,10 @@ function requireJson(redact: Redact): MiddlewareHandler {
 
 function healthError(c: Context, redact: Redact, error: unknown): ResultError {
   if (error instanceof SmtpError) return resultErrorOf(error);
+  if (isAbortError(error)) {
+    // The caller went away mid-check: nothing went wrong on our side.
+    return { type: "cancelled", message: "The health check was cancelled by the caller." };
+  }
   logError(c, redact, error);
   return { type: "protocol", message: "The SMTP check failed unexpectedly; see the server log." };
 }

@@ -9,6 +9,7 @@
 
 import * as v from "valibot";
 import { normalizeDomain, parseMailbox } from "../message/address.ts";
+import { MAX_TIMER_MS } from "../smtp/client.ts";
 import type { SmtpAuth, SmtpClientOptions, TlsMode } from "../smtp/client.ts";
 
 /** Addresses and domains a request may use (`ALLOWED_FROM` / `ALLOWED_TO`), normalised. */
@@ -295,7 +296,11 @@ function smtpUrl(text: string): SmtpUrl {
       if (value !== "1" && value !== "0") throw new Problem("&insecure_auth= must be 1 or 0");
       insecureAuth = value === "1";
     } else {
-      throw new Problem(`has an unknown query parameter ${JSON.stringify(key.slice(0, 40))}`);
+      // The key is not quoted: an unencoded "?" in a password makes the rest of it a "key".
+      throw new Problem(
+        "has an unknown query parameter (only tls and insecure_auth are allowed; " +
+          "percent-encode ? and # in the user name and password)",
+      );
     }
   }
   if (insecureAuth && tls !== "none") {
@@ -322,7 +327,7 @@ const EnvSchema = v.object({
   SMTP_CA_CERT: variable(pem),
   SMTP_AUTH: variable(mechanism),
   SMTP_NAME: variable(ehloName),
-  SMTP_TIMEOUT_MS: variable(integer(1)),
+  SMTP_TIMEOUT_MS: variable(integer(1, MAX_TIMER_MS)),
   MAIL_FROM: variable(mailbox),
   ALLOWED_FROM: variable(allowlist),
   ALLOWED_TO: variable(allowlist),
@@ -350,22 +355,20 @@ export function loadConfig(
 ): Config {
   const development = options.development ?? false;
   const parsed = v.safeParse(EnvSchema, env);
+  // Problems of how variables combine are reported together with those of single
+  // variables, so one start-up attempt lists everything to fix.
+  const problems = combinationProblems(env, development);
   if (!parsed.success) {
-    throw new ConfigError(parsed.issues.map((issue) => {
-      const name = issue.path?.map((item) => String(item.key)).join(".") ?? "configuration";
-      return `${name} ${issue.message}.`;
-    }));
+    throw new ConfigError([
+      ...parsed.issues.map((issue) => {
+        const name = issue.path?.map((item) => String(item.key)).join(".") ?? "configuration";
+        return `${name} ${issue.message}.`;
+      }),
+      ...problems,
+    ]);
   }
   const vars = parsed.output;
-  const problems: string[] = [];
-  const smtp = smtpOptions(vars, problems);
-  if (!development && vars.API_KEYS === undefined && vars.ALLOWED_TO === undefined) {
-    problems.push(
-      "No open relay: API_KEYS is unset, so the endpoint would be public and could send to " +
-        "anyone. Set API_KEYS (bearer tokens), or set ALLOWED_TO to the addresses or @domains " +
-        "it may send to.",
-    );
-  }
+  const smtp = problems.length === 0 ? smtpOptions(vars, problems) : undefined;
   if (problems.length > 0 || smtp === undefined) throw new ConfigError(problems);
   return {
     smtp,
@@ -395,19 +398,38 @@ function senderAllowlist(vars: Env, development: boolean): Allowlist | undefined
   return allowlist;
 }
 
-/** Combines `SMTP_URL` or `SMTP_HOST` and friends into client options; pushes problems. */
-function smtpOptions(vars: Env, problems: string[]): ResolvedSmtpOptions | undefined {
-  const url = vars.SMTP_URL;
-  if (url !== undefined && vars.SMTP_HOST !== undefined) {
+/**
+ * Problems of which variables are set together, judged on presence alone so
+ * they are found even when some values are invalid.
+ */
+function combinationProblems(
+  env: Record<string, string | undefined>,
+  development: boolean,
+): string[] {
+  const set = (name: string) => (env[name] ?? "").trim() !== "";
+  const problems: string[] = [];
+  if (set("SMTP_URL") && set("SMTP_HOST")) {
     problems.push("SMTP_URL and SMTP_HOST are both set: use one of them.");
-    return undefined;
   }
-  if (url === undefined && vars.SMTP_HOST === undefined) {
+  if (!set("SMTP_URL") && !set("SMTP_HOST")) {
     problems.push(
       "No SMTP server: set SMTP_URL (smtp://user:pass@smtp.example.com:587) or SMTP_HOST.",
     );
-    return undefined;
   }
+  if (development) return problems;
+  if (!set("API_KEYS") && !set("ALLOWED_TO")) {
+    problems.push(
+      "No open relay: API_KEYS is unset, so the endpoint would be public and could send to " +
+        "anyone. Set API_KEYS (bearer tokens), or set ALLOWED_TO to the addresses or @domains " +
+        "it may send to.",
+    );
+  }
+  return problems;
+}
+
+/** Combines `SMTP_URL` or `SMTP_HOST` and friends into client options; pushes problems. */
+function smtpOptions(vars: Env, problems: string[]): ResolvedSmtpOptions | undefined {
+  const url = vars.SMTP_URL;
   if (url !== undefined) {
     for (const name of ["SMTP_PORT", "SMTP_TLS", "SMTP_INSECURE_AUTH"] as const) {
       if (vars[name] !== undefined) {

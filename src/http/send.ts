@@ -140,8 +140,9 @@ function streamSends(
       logError(c, deps.redact, error);
       await events.emit("completed", internalErrorResult(null));
     } finally {
-      await events.finish();
+      // Every send has ended: give the client back before waiting on a slow reader.
       lease.release();
+      await events.finish();
     }
   });
 }
@@ -172,23 +173,44 @@ async function settle(
 ): Promise<HttpResult> {
   const request = c.req.raw.signal;
   const cancel = new AbortController();
+  const settled = Promise.withResolvers<void>();
   const abort = () => cancel.abort(new DOMException("The HTTP client went away.", "AbortError"));
   if (request.aborted || options.gone?.aborted) abort();
   request.addEventListener("abort", abort, { once: true });
   options.gone?.addEventListener("abort", abort, { once: true });
   try {
-    const result = await sendSettled(client, message, {
-      signal: cancel.signal,
-      onStatus: options.onStatus,
-    });
+    const onStatus = (event: StatusEvent) => {
+      // From the message data on, the send must complete even if the client leaves.
+      if (event.phase === "message" && event.state === "started") {
+        outliveRequest(c, settled.promise);
+      }
+      options.onStatus?.(event);
+    };
+    const result = await sendSettled(client, message, { signal: cancel.signal, onStatus });
     if (cancel.signal.aborted && result.status !== "cancelled") logLateOutcome(c, deps, result);
     return result;
   } catch (error) {
     logError(c, deps.redact, error);
     return internalErrorResult(message.token ?? null);
   } finally {
+    settled.resolve();
     request.removeEventListener("abort", abort);
     options.gone?.removeEventListener("abort", abort);
+  }
+}
+
+/**
+ * On Workers, keeps the invocation alive until `work` settles, so a send whose
+ * message data is on its way completes (and is logged) after the client went
+ * away. Registered only then: before it, workerd cancelling the invocation on
+ * a disconnect is exactly the abandonment the contract asks for. Other
+ * runtimes have no execution context and keep running anyway.
+ */
+function outliveRequest(c: Context, work: Promise<unknown>): void {
+  try {
+    c.executionCtx.waitUntil(work.catch(() => {}));
+  } catch {
+    // No execution context (Deno): nothing cancels the work with the request.
   }
 }
 

@@ -227,6 +227,52 @@ describe("functions/cloudflare.ts in workerd", { skip }, () => {
     assert.equal(closedByWorker, true, "the Worker kept the SMTP session after the client left");
   });
 
+  it("completes a send whose data was written when the client goes away (waitUntil)", async () => {
+    let dataIn!: () => void;
+    const atData = new Promise<void>((resolve) => dataIn = resolve);
+    let closedBeforeReply: boolean | undefined;
+    let replyWritten: boolean | undefined;
+    const server = await startFaultServer(
+      smtpScript({
+        message: async (conn) => {
+          dataIn();
+          // Hold the verdict after the client has gone: a Worker whose invocation was
+          // cancelled would drop the SMTP connection meanwhile.
+          await new Promise((resolve) => setTimeout(resolve, 1500));
+          closedBeforeReply = conn.closed;
+          replyWritten = await conn.send("250 2.0.0 Ok: queued as LATE1\r\n");
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        },
+      }),
+      { implicitTls: true },
+    );
+    servers.push(server);
+    const worker = await serveScript(script, {
+      bindings: {
+        SMTP_URL: `smtps://localhost:${server.port}`,
+        MAIL_FROM: FROM,
+        API_KEYS: API_KEY,
+      },
+      trustedCertificates: [server.caCert],
+    });
+    workers.push(worker);
+    const client = await Deno.connect({
+      hostname: worker.url.hostname,
+      port: Number(worker.url.port),
+    });
+    const body = JSON.stringify({ to: TO, text: "late verdict" });
+    await client.write(new TextEncoder().encode(
+      `POST /send HTTP/1.1\r\nHost: ${worker.url.host}\r\nAuthorization: Bearer ${API_KEY}\r\n` +
+        "Content-Type: application/json\r\nAccept: text/event-stream\r\n" +
+        `Content-Length: ${new TextEncoder().encode(body).length}\r\n\r\n${body}`,
+    ));
+    await atData;
+    client.close();
+    await new Promise((resolve) => setTimeout(resolve, 2200));
+    assert.equal(closedBeforeReply, false, "the Worker dropped the SMTP session after the data");
+    assert.equal(replyWritten, true);
+  });
+
   for (const secure of [true, false]) {
     const mode = secure ? "implicit TLS" : "STARTTLS";
     it(`answers 502 tls when the server's certificate is not trusted (${mode})`, async () => {

@@ -217,7 +217,7 @@ describe("loadConfig: every bad variable is named, values never echoed", () => {
     SMTP_CA_CERT: ["xyzzy-not-pem", /^SMTP_CA_CERT must hold one or more PEM/],
     SMTP_AUTH: ["gssapi", /^SMTP_AUTH must be one of plain, login, cram-md5, xoauth2/],
     SMTP_NAME: ["edge_node\r\n", /^SMTP_NAME must be a host name/],
-    SMTP_TIMEOUT_MS: ["0", /^SMTP_TIMEOUT_MS must be a whole number of at least 1/],
+    SMTP_TIMEOUT_MS: ["0", /^SMTP_TIMEOUT_MS must be a whole number from 1 to 2147483647/],
     MAIL_FROM: ["Ann <ann-at-example.com>", /^MAIL_FROM is not a valid address: /],
     ALLOWED_FROM: ["ann@example.com, bob", /^ALLOWED_FROM entry 2 is not an address or @domain/],
     ALLOWED_TO: ["@exa_mple.com", /^ALLOWED_TO entry 1 is not an address or @domain/],
@@ -248,6 +248,36 @@ describe("loadConfig: every bad variable is named, values never echoed", () => {
       if (name !== "API_KEYS") assert.ok(named.has(name), `${name} not reported`);
     }
     assert.equal(problems.length, Object.keys(bad).length - 1);
+  });
+
+  it("reports how variables combine even when a single one is also bad", () => {
+    // One start-up attempt lists everything to fix: the bad value and the open relay.
+    const problems = problemsOf({ SMTP_HOST: "smtp.example.com", MAX_BATCH: "x" });
+    assert.equal(problems.length, 2);
+    assert.match(problems[0], /^MAX_BATCH /);
+    assert.match(problems[1], /open relay/i);
+    const both = problemsOf({
+      SMTP_HOST: "h.example",
+      SMTP_URL: "smtp://h.example",
+      SMTP_PORT: "0",
+    });
+    assert.ok(both.some((p) => /^SMTP_PORT /.test(p)));
+    assert.ok(both.some((p) => /both set/.test(p)));
+  });
+
+  it("never quotes what follows an unencoded ? in a password", () => {
+    const problems = problemsOf({
+      SMTP_URL: "smtp://user:1234?hunter2secret@smtp.example.com",
+      API_KEYS: SECRET_KEY,
+    });
+    assert.equal(problems.length, 1);
+    assert.match(problems[0], /^SMTP_URL has an unknown query parameter .*percent-encode \?/);
+    assert.doesNotMatch(problems[0], /hunter2|1234|smtp\.example/);
+  });
+
+  it("refuses a timeout beyond what a timer can wait", () => {
+    const problems = problemsOf({ ...base, SMTP_TIMEOUT_MS: "3000000000" });
+    assert.deepEqual(problems, ["SMTP_TIMEOUT_MS must be a whole number from 1 to 2147483647."]);
   });
 
   it("treats blank variables as unset", () => {
