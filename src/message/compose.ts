@@ -144,7 +144,11 @@ function addressHeader(name: string, mailboxes: readonly Mailbox[]): string {
 
 /** Tokens for a custom header value: ASCII as is (folded at spaces), anything else encoded. */
 function customValueTokens(name: string, value: string): string[] {
-  if (/^\p{ASCII}*$/u.test(value)) return value.split(" ");
+  // Printable words with single spaces fold at those spaces and stay as given
+  // (structured headers such as List-Unsubscribe must). Anything else (tabs,
+  // runs of spaces, non-ASCII) becomes encoded-words, which fold anywhere and
+  // keep every character.
+  if (/^(?:[\x21-\x7e]+(?: [\x21-\x7e]+)*)?$/.test(value)) return value.split(" ");
   return encodeWords(value, { firstLength: PREFERRED_LINE_LENGTH - name.length - 2 });
 }
 

@@ -422,6 +422,32 @@ const cases: Case[] = [
     types: ["text/plain"],
     smtputf8: true,
   },
+  {
+    label: "custom headers with runs of spaces and tabs still fold within 998 octets",
+    input: {
+      from: "a@example.com",
+      to: "b@example.org",
+      text: "x\n",
+      headers: {
+        "X-Spaces": "a" + " ".repeat(2000) + "b",
+        "X-Tabs": ("w".repeat(80) + "\t").repeat(30),
+        "X-Lead": " leading space",
+        "X-List": "<https://example.com/u?id=1>, <mailto:u@example.com>",
+      },
+    },
+    expected: {
+      from: { name: "", address: "a@example.com" },
+      to: [{ name: "", address: "b@example.org" }],
+      text: "x\n",
+      headers: {
+        "X-Spaces": "a" + " ".repeat(2000) + "b",
+        "X-Tabs": ("w".repeat(80) + "\t").repeat(30),
+        "X-Lead": " leading space",
+        "X-List": "<https://example.com/u?id=1>, <mailto:u@example.com>",
+      },
+    },
+    types: ["text/plain"],
+  },
 ];
 
 describe("composeMessage: round trip through postal-mime and mailparser", () => {
