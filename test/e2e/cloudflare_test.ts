@@ -66,6 +66,40 @@ describe("functions/cloudflare.ts in workerd", { skip }, () => {
     return { server, worker };
   }
 
+  /** A Worker sending through `server` (implicit TLS, its CA trusted). */
+  async function workerFor(server: FaultServer): Promise<TestWorker> {
+    servers.push(server);
+    const worker = await serveScript(script, {
+      bindings: {
+        SMTP_URL: `smtps://localhost:${server.port}`,
+        MAIL_FROM: FROM,
+        API_KEYS: API_KEY,
+      },
+      trustedCertificates: [server.caCert],
+    });
+    workers.push(worker);
+    return worker;
+  }
+
+  /**
+   * POSTs `body` to /send asking for SSE over a raw HTTP/1.1 connection: closing
+   * it closes the TCP connection at once (fetch's cancel would close it some time
+   * later, possibly after the Worker's next write).
+   */
+  async function postRawSse(worker: TestWorker, body: unknown): Promise<Deno.Conn> {
+    const client = await Deno.connect({
+      hostname: worker.url.hostname,
+      port: Number(worker.url.port),
+    });
+    const json = JSON.stringify(body);
+    await client.write(new TextEncoder().encode(
+      `POST /send HTTP/1.1\r\nHost: ${worker.url.host}\r\nAuthorization: Bearer ${API_KEY}\r\n` +
+        "Content-Type: application/json\r\nAccept: text/event-stream\r\n" +
+        `Content-Length: ${new TextEncoder().encode(json).length}\r\n\r\n${json}`,
+    ));
+    return client;
+  }
+
   function send(worker: TestWorker, body: unknown, accept?: string) {
     return worker.fetch("/send", jsonPost(body, { apiKey: API_KEY, accept }));
   }
@@ -196,29 +230,9 @@ describe("functions/cloudflare.ts in workerd", { skip }, () => {
       }),
       { implicitTls: true },
     );
-    servers.push(server);
-    const worker = await serveScript(script, {
-      bindings: {
-        SMTP_URL: `smtps://localhost:${server.port}`,
-        MAIL_FROM: FROM,
-        API_KEYS: API_KEY,
-      },
-      trustedCertificates: [server.caCert],
-    });
-    workers.push(worker);
+    const worker = await workerFor(server);
 
-    // A raw HTTP/1.1 client: closing it closes the TCP connection at once (fetch's cancel
-    // would close it some time later, possibly after the Worker's next write).
-    const client = await Deno.connect({
-      hostname: worker.url.hostname,
-      port: Number(worker.url.port),
-    });
-    const body = JSON.stringify({ to: TO, text: "never" });
-    await client.write(new TextEncoder().encode(
-      `POST /send HTTP/1.1\r\nHost: ${worker.url.host}\r\nAuthorization: Bearer ${API_KEY}\r\n` +
-        "Content-Type: application/json\r\nAccept: text/event-stream\r\n" +
-        `Content-Length: ${new TextEncoder().encode(body).length}\r\n\r\n${body}`,
-    ));
+    const client = await postRawSse(worker, { to: TO, text: "never" });
     await atMail;
     client.close();
     clientGone();
@@ -246,26 +260,8 @@ describe("functions/cloudflare.ts in workerd", { skip }, () => {
       }),
       { implicitTls: true },
     );
-    servers.push(server);
-    const worker = await serveScript(script, {
-      bindings: {
-        SMTP_URL: `smtps://localhost:${server.port}`,
-        MAIL_FROM: FROM,
-        API_KEYS: API_KEY,
-      },
-      trustedCertificates: [server.caCert],
-    });
-    workers.push(worker);
-    const client = await Deno.connect({
-      hostname: worker.url.hostname,
-      port: Number(worker.url.port),
-    });
-    const body = JSON.stringify({ to: TO, text: "late verdict" });
-    await client.write(new TextEncoder().encode(
-      `POST /send HTTP/1.1\r\nHost: ${worker.url.host}\r\nAuthorization: Bearer ${API_KEY}\r\n` +
-        "Content-Type: application/json\r\nAccept: text/event-stream\r\n" +
-        `Content-Length: ${new TextEncoder().encode(body).length}\r\n\r\n${body}`,
-    ));
+    const worker = await workerFor(server);
+    const client = await postRawSse(worker, { to: TO, text: "late verdict" });
     await atData;
     client.close();
     await new Promise((resolve) => setTimeout(resolve, 2200));
