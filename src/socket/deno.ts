@@ -1,6 +1,8 @@
 /**
- * The Deno socket adapter: `Deno.connect`, `Deno.connectTls` and
- * `Deno.startTls` behind the {@linkcode SmtpSocket} interface.
+ * The Deno socket adapter: `Deno.connect` and `Deno.startTls` behind the
+ * {@linkcode SmtpSocket} interface. Implicit TLS is a TLS start on a fresh TCP
+ * connection rather than `Deno.connectTls`, so that TCP no-delay can be set
+ * (`Deno.TlsConn` has no `setNoDelay`).
  *
  * @module
  */
