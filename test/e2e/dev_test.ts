@@ -28,7 +28,7 @@ interface DevProcess {
 
 /** Runs `src/dev/main.ts` with only `env` (plus what Deno itself needs) in its environment. */
 function spawnDev(env: Record<string, string>): DevProcess {
-  const child = spawnDeno(["run", "-A", MAIN.pathname], env);
+  const child = spawnDeno(["run", "-A", "--unstable-no-legacy-abort", MAIN.pathname], env);
 
   const lines: string[] = [];
   const waiters: { pattern: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];

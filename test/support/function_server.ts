@@ -23,6 +23,12 @@ const ENTRY = new URL("../../functions/deno.ts", import.meta.url).pathname;
 const START_DEADLINE_MS = 120_000;
 const POLL_INTERVAL_MS = 100;
 
+/**
+ * Flags as `deno task start` passes them: request.signal aborts only when the
+ * client goes away, not after every successful response (Deno's legacy behaviour).
+ */
+const SERVE_FLAGS = ["--allow-all", "--unstable-no-legacy-abort"];
+
 /** A running `deno serve functions/deno.ts`. */
 export interface FunctionServer {
   /** Its base URL, `http://127.0.0.1:<port>`. */
@@ -40,7 +46,7 @@ export interface FunctionServer {
 export async function startFunction(env: Record<string, string>): Promise<FunctionServer> {
   const port = freePort();
   const child = spawnDeno(
-    ["serve", "--allow-all", "--host", "127.0.0.1", "--port", String(port), ENTRY],
+    ["serve", ...SERVE_FLAGS, "--host", "127.0.0.1", "--port", String(port), ENTRY],
     env,
   );
   let output = "";
