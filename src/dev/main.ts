@@ -62,7 +62,8 @@ export async function main(env: Env = Deno.env.toObject()): Promise<number> {
       mailServer = await startMailServer(readPort(env, "DEV_SMTP_PORT", DEV_SMTP_PORT), outboxDir);
       appEnv = embeddedEnv(env, mailServer);
     }
-    const config = readConfig(appEnv);
+    // Only mail that stays in the embedded server may skip the no-open-relay rule.
+    const config = readConfig(appEnv, embedded);
     const root = new Hono();
     if (outboxDir !== undefined) root.route("/dev", createOutboxRoutes(outboxDir));
     root.mount("/", createApp(config).fetch);
@@ -136,9 +137,9 @@ function embeddedEnv(env: Env, mailServer: DevMailServer): Env {
   };
 }
 
-function readConfig(env: Env): Config {
+function readConfig(env: Env, development: boolean): Config {
   try {
-    return loadConfig(env, { development: true });
+    return loadConfig(env, { development });
   } catch (error) {
     if (error instanceof ConfigError) throw new StartupError(error.problems);
     throw error;

@@ -175,6 +175,8 @@ export class SmtpClient extends EventTarget {
       allowPartial: message.allowPartial ?? false,
     };
     const base = { token, messageId: composed.messageId };
+    // What the last server this send reached said about DSN, for failed results too.
+    const reached = { dsnSupported: false };
     let phase: SmtpPhase = "connect";
     const step: StepOptions = {
       signal: options.signal,
@@ -184,7 +186,7 @@ export class SmtpClient extends EventTarget {
       },
     };
     try {
-      const outcome = await this.#runTransaction(transaction, step);
+      const outcome = await this.#runTransaction(transaction, step, reached);
       const result: SendResult = { status: "sent", ...base, ...outcome };
       this.#complete({ result, cancelled: false, token });
       return result;
@@ -202,7 +204,7 @@ export class SmtpClient extends EventTarget {
             phase,
           },
         };
-        if (message.dsn) result.dsn = { requested: true, supported: false };
+        if (message.dsn) result.dsn = { requested: true, supported: reached.dsnSupported };
         // One AbortError per send, so the result can be found from it (signals may be shared).
         const abort = new DOMException("The send was cancelled.", "AbortError");
         cancelledResults.set(abort, result);
@@ -215,14 +217,20 @@ export class SmtpClient extends EventTarget {
         { phase, cause: error },
       );
       smtpError.token = token;
-      smtpError.result = failedResult(smtpError, base, message.dsn !== undefined);
+      smtpError.result = failedResult(smtpError, base);
+      if (message.dsn) smtpError.result.dsn = { requested: true, supported: reached.dsnSupported };
       this.#complete({ result: smtpError.result, error: smtpError, cancelled: false, token });
       throw smtpError;
     }
   }
 
-  async #runTransaction(transaction: Transaction, step: StepOptions) {
+  async #runTransaction(
+    transaction: Transaction,
+    step: StepOptions,
+    reached: { dsnSupported: boolean },
+  ) {
     const { session, reused } = await this.#acquire(step);
+    reached.dsnSupported = session.capabilities.has("DSN");
     try {
       const outcome = await session.send(transaction, step);
       this.#release(session);
@@ -233,6 +241,7 @@ export class SmtpClient extends EventTarget {
       // MAIL; nothing was sent, so one retry on a fresh connection is safe.
       if (reused && isStaleConnection(error)) {
         const fresh = await this.#acquire(step, { fresh: true });
+        reached.dsnSupported = fresh.session.capabilities.has("DSN");
         try {
           return await fresh.session.send(transaction, step);
         } finally {
@@ -356,11 +365,7 @@ export function resultOf(error: unknown): SendResult | undefined {
   return undefined;
 }
 
-function failedResult(
-  error: SmtpError,
-  base: { token: unknown; messageId: string },
-  dsnRequested: boolean,
-): SendResult {
+function failedResult(error: SmtpError, base: { token: unknown; messageId: string }): SendResult {
   const result: SendResult = {
     status: "failed",
     ...base,
@@ -371,7 +376,6 @@ function failedResult(
   if (error.code !== undefined) result.error!.code = error.code;
   if (error.enhancedCode !== undefined) result.error!.enhancedCode = error.enhancedCode;
   if (error.response !== undefined) result.response = error.response;
-  if (dsnRequested) result.dsn = { requested: true, supported: false };
   return result;
 }
 

@@ -204,6 +204,8 @@ describe("deno task dev with a bad configuration", () => {
     ["PORT", { PORT: "eighty" }, /PORT/],
     ["SMTP_PORT without SMTP_HOST", { SMTP_PORT: "587" }, /SMTP_PORT.*SMTP_HOST/],
     ["a bad SMTP_URL", { SMTP_URL: "ftp://secret-host-name" }, /SMTP_URL/],
+    // Only the embedded server may relay for anyone; a real one needs keys or ALLOWED_TO.
+    ["a real SMTP server left open", { SMTP_URL: "smtp://relay-host.example:2599" }, /open relay/i],
   ];
   for (const [name, env, expected] of cases) {
     it(`stops with exit code 1 and names the problem: ${name}`, async () => {

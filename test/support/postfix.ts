@@ -65,6 +65,7 @@
 
 import { generateTestCertificates } from "../../src/dev/test_ca.ts";
 import { freePort } from "./subprocess.ts";
+import { skipOutsideCi } from "./skip.ts";
 
 const POSTFIX_BINARY = "/usr/sbin/postfix";
 const INSTANCE_PREFIX = "edgemail-postfix-";
@@ -150,9 +151,13 @@ export interface StartPostfixOptions {
 
 /**
  * Why Postfix tests cannot run here, or `undefined` when they can. Use it as
- * `describe("…", { skip: postfixSkipReason() }, …)`.
+ * `describe("…", { skip: postfixSkipReason() }, …)`. Throws instead in CI.
  */
 export function postfixSkipReason(): string | undefined {
+  return skipOutsideCi(postfixMissing());
+}
+
+function postfixMissing(): string | undefined {
   if (Deno.build.os !== "linux") {
     return `Postfix tests need Linux (this is ${Deno.build.os}).`;
   }

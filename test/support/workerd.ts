@@ -18,6 +18,7 @@
 
 import type { Readable } from "node:stream";
 import * as esbuild from "esbuild";
+import { skipOutsideCi } from "./skip.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 
@@ -151,10 +152,11 @@ let skipReasonPromise: Promise<string | undefined> | undefined;
 /**
  * Why workerd cannot run here, or `undefined` when it can. Starts one trivial
  * Worker (once per process) so a missing or unusable workerd binary skips the
- * Cloudflare suites with a clear message instead of failing them.
+ * Cloudflare suites with a clear message instead of failing them (in CI it
+ * rejects instead: see `skip.ts`).
  */
 export function workerdSkipReason(): Promise<string | undefined> {
-  skipReasonPromise ??= probeWorkerd();
+  skipReasonPromise ??= probeWorkerd().then(skipOutsideCi);
   return skipReasonPromise;
 }
 
