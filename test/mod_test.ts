@@ -196,6 +196,7 @@ describe("README library example against smtp-server", () => {
   it("rejects with an SmtpError carrying the refusals, the token and the full result", async () => {
     await using client = readmeClient();
     const message = { ...readmeMessage, to: ["bob@example.org", "nobody@example.net"] };
+    const delivered = server.messages.length;
     const error = await client.send(message, { token: "order-43" }).catch((e) => e);
     assert.ok(error instanceof SmtpError);
     assert.equal(error.type, "rejected");
@@ -212,13 +213,16 @@ describe("README library example against smtp-server", () => {
     assert.deepEqual(result?.accepted, []);
     assert.deepEqual(result?.rejected, error.rejected);
     assert.equal(result?.error?.type, "rejected");
+    // The server offers DSN, so the failed result says so too.
+    assert.deepEqual(result?.dsn, { requested: true, supported: true });
 
     const settled = await sendSettled(client, message, { token: "order-44" });
     assert.equal(settled.status, "failed");
     assert.equal(settled.token, "order-44");
     assert.deepEqual(settled.rejected.map((r) => r.address), ["nobody@example.net"]);
-    // All or nothing (allowPartial false): nothing was delivered.
-    assert.ok(!server.messages.some((m) => m.to.includes("nobody@example.net")));
+    assert.deepEqual(settled.dsn, { requested: true, supported: true });
+    // All or nothing (allowPartial false): not even bob@example.org got the message.
+    assert.equal(server.messages.length, delivered);
   });
 
   it("rejects with an AbortError when cancelled, and resultOf gives the cancelled result", async () => {

@@ -66,11 +66,11 @@ describe("POST /send/batch through deno serve", () => {
       assert.equal(result.token, `b-${result.index}`);
       assert.deepEqual(result.accepted, [`user${result.index}@example.com`]);
     }
-    for (
-      const status of events.filter((e) => e.event === "status").map((e) => JSON.parse(e.data))
-    ) {
-      assert.equal(status.token, `b-${status.index}`);
-    }
+    const statuses = events.filter((e) => e.event === "status").map((e) => JSON.parse(e.data));
+    assert.ok(statuses.length > 0, "no status events");
+    for (const status of statuses) assert.equal(status.token, `b-${status.index}`);
+    // Every message reported its progress.
+    assert.equal(new Set(statuses.map((status) => status.index)).size, 50);
     assert.equal(events.at(-1)!.event, "done");
     assert.deepEqual(JSON.parse(events.at(-1)!.data), { sent: 50, failed: 0, cancelled: 0 });
     const ids = events.map((event) => Number(event.id));

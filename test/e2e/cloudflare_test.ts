@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import PostalMime from "postal-mime";
 import { type FaultServer, smtpScript, startFaultServer } from "../support/fault_server.ts";
+import { guard } from "../support/guard.ts";
 import { jsonPost } from "../support/requests.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
 import { readEvents } from "../support/sse.ts";
@@ -246,16 +247,21 @@ describe("functions/cloudflare.ts in workerd", { skip }, () => {
     const atData = new Promise<void>((resolve) => dataIn = resolve);
     let closedBeforeReply: boolean | undefined;
     let replyWritten: boolean | undefined;
+    let verdictDone!: () => void;
+    const handled = new Promise<void>((resolve) => verdictDone = resolve);
     const server = await startFaultServer(
       smtpScript({
         message: async (conn) => {
-          dataIn();
-          // Hold the verdict after the client has gone: a Worker whose invocation was
-          // cancelled would drop the SMTP connection meanwhile.
-          await new Promise((resolve) => setTimeout(resolve, 1500));
-          closedBeforeReply = conn.closed;
-          replyWritten = await conn.send("250 2.0.0 Ok: queued as LATE1\r\n");
-          await new Promise((resolve) => setTimeout(resolve, 300));
+          try {
+            dataIn();
+            // Hold the verdict after the client has gone: a Worker whose invocation was
+            // cancelled would drop the SMTP connection meanwhile.
+            await new Promise((resolve) => setTimeout(resolve, 1500));
+            closedBeforeReply = conn.closed;
+            replyWritten = await conn.send("250 2.0.0 Ok: queued as LATE1\r\n");
+          } finally {
+            verdictDone();
+          }
         },
       }),
       { implicitTls: true },
@@ -264,7 +270,7 @@ describe("functions/cloudflare.ts in workerd", { skip }, () => {
     const client = await postRawSse(worker, { to: TO, text: "late verdict" });
     await atData;
     client.close();
-    await new Promise((resolve) => setTimeout(resolve, 2200));
+    await guard(handled, "the fault server's verdict", { ms: 15_000 });
     assert.equal(closedBeforeReply, false, "the Worker dropped the SMTP session after the data");
     assert.equal(replyWritten, true);
   });

@@ -85,6 +85,7 @@ describe("POST /send/batch", () => {
     assert.ok(statuses.length > 0);
     for (const status of statuses) assert.equal(status.token, `t${status.index}`);
     const rcpt = statuses.filter((status) => status.phase === "rcpt" && status.state === "done");
+    assert.ok(rcpt.length > 0, "no rcpt status events");
     for (const status of rcpt) assert.equal(status.recipient, recipients[status.index]);
 
     assert.equal(events.at(-1)!.event, "done");

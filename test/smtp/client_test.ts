@@ -13,7 +13,9 @@ import {
   type SmtpClientOptions,
   SmtpError,
 } from "../../src/mod.ts";
+import type { ConnectOptions } from "../../src/socket/socket.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
+import { freePort } from "../support/subprocess.ts";
 
 const PASSWORD = "correct horse battery staple";
 const base = { from: "ann@example.com", to: "bob@example.org", subject: "Hi", text: "Hello" };
@@ -102,9 +104,10 @@ describe("SmtpClient: partial rejection", () => {
 
   it("sends nothing when one recipient is refused (default policy)", async () => {
     const before = server.messages.length;
+    const connections = server.connections;
+    const replies = server.replies.length;
     const client = clientFor(server);
     const error = await client.send(message).catch((e) => e);
-    await client.close();
     assert.ok(error instanceof SmtpError);
     assert.equal(error.type, "rejected");
     assert.equal(error.phase, "rcpt");
@@ -117,9 +120,19 @@ describe("SmtpClient: partial rejection", () => {
     assert.equal(result.status, "failed");
     assert.deepEqual(result.accepted, []);
     assert.equal(result.rejected.length, 1);
-    // The server must have received nothing.
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.equal(server.messages.length, before);
+    // The pipelined DATA was accepted (354): ending the data would deliver to the
+    // accepted recipients, so the client must drop that connection instead. The
+    // next send therefore needs a fresh connection, and it is the only delivery.
+    assert.ok(
+      server.replies.slice(replies).some((reply) => reply.startsWith("354")),
+      "DATA was not pipelined",
+    );
+    const marker = await client.send({ ...base, subject: "marker" });
+    await client.close();
+    assert.equal(marker.status, "sent");
+    assert.equal(server.connections, connections + 2);
+    assert.equal(server.messages.length, before + 1);
+    assert.match(server.messages[before].text, /^Subject: marker\r$/m);
   });
 
   it("sends to the others under allowPartial and lists the refusal", async () => {
@@ -284,7 +297,12 @@ describe("SmtpClient: concurrency and lifecycle", () => {
     assert.equal(sent.status, "sent");
     assert.equal(cancelled.status, "cancelled");
     assert.equal(cancelled.error?.type, "cancelled");
-    const refused = new SmtpClient({ host: "127.0.0.1", port: 1, tls: "none", timeoutMs: 2000 });
+    const refused = new SmtpClient({
+      host: "127.0.0.1",
+      port: freePort(),
+      tls: "none",
+      timeoutMs: 2000,
+    });
     const failed = await sendSettled(refused, base);
     assert.equal(failed.status, "failed");
     assert.equal(failed.error?.type, "connection");
@@ -358,9 +376,36 @@ describe("SmtpClient: options and arguments", () => {
     }
   });
 
-  it("defaults to implicit TLS on 465 and STARTTLS on 587", () => {
-    assert.doesNotThrow(() => new SmtpClient({ host: "mx.example.com", port: 465 }));
-    assert.doesNotThrow(() => new SmtpClient({ host: "[::1]" }));
+  it("defaults to implicit TLS on 465 and STARTTLS on 587", async () => {
+    const host = "mx.example.com";
+    type Target = Pick<ConnectOptions, "hostname" | "port" | "tls">;
+    const cases: [Partial<SmtpClientOptions>, Target][] = [
+      [{ host, port: 465 }, { hostname: host, port: 465, tls: true }],
+      [{ host }, { hostname: host, port: 587, tls: false }],
+      [{ host, tls: "implicit" }, { hostname: host, port: 465, tls: true }],
+      [{ host, tls: "starttls" }, { hostname: host, port: 587, tls: false }],
+      [{ host, port: 2525 }, { hostname: host, port: 2525, tls: false }],
+      // An IPv6 literal in brackets connects to the bare address.
+      [{ host: "[::1]" }, { hostname: "::1", port: 587, tls: false }],
+    ];
+    for (const [options, expected] of cases) {
+      const seen: ConnectOptions[] = [];
+      const client = new SmtpClient({
+        host,
+        ...options,
+        connect: (connectOptions) => {
+          seen.push(connectOptions);
+          return Promise.reject(new Error("no network in this test"));
+        },
+      });
+      const error = await client.verify().catch((e) => e);
+      await client.close();
+      assert.ok(error instanceof SmtpError, JSON.stringify(options));
+      assert.ok(seen.length > 0, JSON.stringify(options));
+      for (const { hostname, port, tls } of seen) {
+        assert.deepEqual({ hostname, port, tls }, expected, JSON.stringify(options));
+      }
+    }
   });
 
   it("rejects an invalid message before any I/O, naming the field", async () => {

@@ -6,19 +6,24 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
+  denoConnect,
   type MessageInput,
   resultOf,
   type SendResult,
   SmtpClient,
   SmtpError,
+  type StatusEvent,
 } from "../../src/mod.ts";
+import type { Connect } from "../../src/socket/socket.ts";
 import {
+  type FaultConnection,
   type FaultServer,
   multiline,
   smtpScript,
   type SmtpScriptOptions,
   startFaultServer,
 } from "../support/fault_server.ts";
+import { guard } from "../support/guard.ts";
 
 const message = {
   from: "ann@example.com",
@@ -27,11 +32,26 @@ const message = {
   text: "Hello\r\n.leading dot\r\n",
 };
 
+/** The connections each server started by {@linkcode startScripted} accepted. */
+const accepted = new WeakMap<FaultServer, FaultConnection[]>();
+
+/** A fault server playing `script`, whose connections {@linkcode delivered} can wait for. */
+async function startScripted(script: SmtpScriptOptions): Promise<FaultServer> {
+  const connections: FaultConnection[] = [];
+  const handler = smtpScript(script);
+  const server = await startFaultServer((conn) => {
+    connections.push(conn);
+    return handler(conn);
+  });
+  accepted.set(server, connections);
+  return server;
+}
+
 async function withServer(
   script: SmtpScriptOptions,
   run: (server: FaultServer) => Promise<void>,
 ): Promise<void> {
-  const server = await startFaultServer(smtpScript(script));
+  const server = await startScripted(script);
   try {
     await run(server);
   } finally {
@@ -64,13 +84,21 @@ async function sendExpectingError(
   assert.fail("the send should have failed");
 }
 
-function delivered(server: FaultServer): boolean {
-  // The final dot is the only thing that makes a server deliver.
+/**
+ * Whether the client sent the final dot, the only thing that makes a server
+ * deliver. Call it once the client is closed: it waits until the server has
+ * seen each connection end, so a dot written just before the end is counted.
+ */
+async function delivered(server: FaultServer): Promise<boolean> {
+  const connections = accepted.get(server) ?? [];
+  await guard(Promise.all(connections.map((conn) => conn.waitClosed())), "the connections' end");
   return server.transcript.some((line) => line === ".");
 }
 
 describe("session against a fault server", () => {
-  it("reads replies split at every byte offset", async () => {
+  // End to end only: under load the 5 ms pauses may merge pieces. The deterministic
+  // every-offset test is in test/smtp/reply_test.ts.
+  it("reads replies split across reads (every 7th offset of EHLO)", async () => {
     const greeting = "220 fault.test ESMTP ready\r\n";
     const ehlo = multiline(250, ["fault.test", "PIPELINING", "ENHANCEDSTATUSCODES", ""]);
     for (let offset = 1; offset < ehlo.length; offset += 7) {
@@ -146,7 +174,7 @@ describe("session against a fault server", () => {
       assert.equal(error.type, "timeout");
       assert.equal(error.phase, "mail");
       assert.ok(Date.now() - started < 5000);
-      assert.equal(delivered(server), false);
+      assert.equal(await delivered(server), false);
     });
   });
 
@@ -191,12 +219,26 @@ describe("session against a fault server", () => {
     await withServer({
       capabilities: ["STARTTLS", "SIZE 10"],
       capabilitiesAfterTls: ["PIPELINING", "SIZE 100000"],
+      // PIPELINING after TLS: MAIL, both RCPTs and DATA arrive before the first
+      // reply. The server answers nothing until DATA, so a client that waited
+      // for the MAIL reply would time out.
+      MAIL: () => {},
+      RCPT: () => {},
+      DATA: async (conn) => {
+        assert.match(
+          conn.received,
+          /\r\nMAIL FROM:<ann@example\.com>[^\r\n]*\r\nRCPT TO:<bob@example\.org>[^\r\n]*\r\nRCPT TO:<cy@example\.org>[^\r\n]*\r\nDATA\r\n$/,
+        );
+        await conn.send("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n");
+        if (await conn.readData() !== null) await conn.send("250 2.0.0 Ok: queued as TLS\r\n");
+      },
     }, async (server) => {
       const client = clientFor(server);
       const result = await client.send(message);
       await client.close();
       assert.equal(result.status, "sent");
-      // PIPELINING after TLS: MAIL, both RCPTs and DATA arrive in one go.
+      assert.match(result.response!, /queued as TLS/);
+      // SIZE 100000 after TLS, not SIZE 10 (which would have refused the message).
       const mail = server.transcript.findIndex((line) => line.startsWith("MAIL FROM"));
       assert.match(server.transcript[mail], /SIZE=\d+/);
     });
@@ -217,7 +259,7 @@ describe("session against a fault server", () => {
       assert.equal(error.type, "connection");
       assert.equal(error.phase, "message");
       assert.equal(resultOf(error)?.status, "failed");
-      assert.equal(delivered(server), false);
+      assert.equal(await delivered(server), false);
     });
   });
 
@@ -263,7 +305,7 @@ describe("session against a fault server", () => {
       assert.equal(event.detail.result.status, "cancelled");
       assert.equal(event.detail.result.error.type, "cancelled");
       await client.close();
-      assert.equal(delivered(server), false);
+      assert.equal(await delivered(server), false);
     });
   });
 });
@@ -271,14 +313,14 @@ describe("session against a fault server", () => {
 describe("session against a fault server: pipelining", () => {
   let server: FaultServer;
   before(async () => {
-    server = await startFaultServer(smtpScript({
+    server = await startScripted({
       RCPT: (conn, line) =>
         conn.send(
           line.includes("cy@")
             ? "550 5.1.1 <cy@example.org>: Recipient address rejected\r\n"
             : "250 2.1.5 Ok\r\n",
         ).then(() => {}),
-    }));
+    });
   });
   after(() => server.close());
 
@@ -289,7 +331,7 @@ describe("session against a fault server: pipelining", () => {
     assert.equal(error.phase, "rcpt");
     assert.deepEqual(error.rejected.map((r) => r.address), ["cy@example.org"]);
     assert.equal(error.rejected[0].enhancedCode, "5.1.1");
-    assert.equal(delivered(server), false);
+    assert.equal(await delivered(server), false);
   });
 
   it("sends to the accepted recipients under allowPartial", async () => {
@@ -299,7 +341,7 @@ describe("session against a fault server: pipelining", () => {
     assert.equal(result.status, "sent");
     assert.deepEqual(result.accepted, ["bob@example.org"]);
     assert.deepEqual(result.rejected.map((r) => [r.address, r.code]), [["cy@example.org", 550]]);
-    assert.equal(delivered(server), true);
+    assert.equal(await delivered(server), true);
   });
 });
 
@@ -309,7 +351,8 @@ describe("session against a fault server: stale pooled connections", () => {
     const server = await startFaultServer(async (conn) => {
       connection++;
       if (connection === 1) {
-        // Serve one message, then close while the client thinks the connection is idle.
+        // Serve one message, then answer the next command with 421 and hang up: an
+        // idle timeout that fires just as the client reuses the connection.
         await smtpScript({
           message: async (c) => {
             await c.send("250 2.0.0 Ok: queued as ONE\r\n");
@@ -325,12 +368,11 @@ describe("session against a fault server: stale pooled connections", () => {
     try {
       const client = clientFor(server, { tls: "none" });
       const first = await client.send(message);
-      // Give the server time to time out the idle connection.
-      await new Promise((resolve) => setTimeout(resolve, 50));
       const second = await client.send(message);
       await client.close();
       assert.match(first.response!, /ONE/);
       assert.equal(second.status, "sent");
+      assert.match(second.response!, /FAULT1/, "the retry went to the fresh connection");
       assert.equal(server.connections, 2);
     } finally {
       await server.close();
@@ -444,25 +486,63 @@ describe("session against a fault server: CHUNKING", () => {
 describe("session against a fault server: idle pooled connections", () => {
   for (const capabilities of [["PIPELINING"], ["PIPELINING", "CHUNKING"]]) {
     it(`notices a hang-up while idle and uses a fresh connection (${capabilities})`, async () => {
-      let connection = 0;
+      const connections: FaultConnection[] = [];
       const server = await startFaultServer(async (conn) => {
-        connection++;
+        connections.push(conn);
+        const number = connections.length;
         await smtpScript({
           capabilities,
           message: async (c) => {
-            await c.send(`250 2.0.0 Ok: queued on connection ${connection}\r\n`);
-            if (connection === 1) c.destroy();
+            await c.send(`250 2.0.0 Ok: queued on connection ${number}\r\n`);
+            if (number === 1) c.destroy();
           },
         })(conn);
       });
+      // Sees, on the client side, the read of the first connection end with the
+      // hang-up: only the idle watch reads between the two sends.
+      let noticeHangUp!: () => void;
+      const hungUp = new Promise<void>((resolve) => (noticeHangUp = resolve));
+      let opened = 0;
+      const connect: Connect = async (options) => {
+        const socket = await denoConnect(options);
+        if (++opened > 1) return socket;
+        return {
+          get secure() {
+            return socket.secure;
+          },
+          read: () =>
+            socket.read().then((bytes) => {
+              if (bytes === null) noticeHangUp();
+              return bytes;
+            }, (error) => {
+              noticeHangUp();
+              throw error;
+            }),
+          write: (bytes) => socket.write(bytes),
+          startTls: (tlsOptions) => socket.startTls(tlsOptions),
+          close: () => socket.close(),
+        };
+      };
       try {
-        const client = clientFor(server, { tls: "none" });
+        // A pool timeout far beyond the guard: only the idle watch can notice the hang-up.
+        const client = clientFor(server, { tls: "none", connect, pool: { idleTimeoutMs: 60_000 } });
         const first = await client.send({ ...message, to: "bob@example.org" });
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        const second = await client.send({ ...message, to: "bob@example.org" });
+        await guard(hungUp, "the idle watch on the first connection");
+        // Let the session's own handler of that read run (queued right after ours).
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        const statuses: StatusEvent[] = [];
+        const second = await client.send({ ...message, to: "bob@example.org" }, {
+          onStatus: (event) => statuses.push(event),
+        });
         await client.close();
         assert.match(first.response!, /connection 1/);
         assert.match(second.response!, /connection 2/);
+        // The fresh connection was chosen up front, not after a failed MAIL and a retry.
+        const started = statuses.filter((event) => event.state === "started").map((e) => e.phase);
+        assert.equal(started[0], "connect", started.join());
+        assert.equal(started.filter((phase) => phase === "mail").length, 1, started.join());
+        assert.equal(connections[0].received.match(/^MAIL FROM:/gm)?.length, 1);
+        assert.equal(server.connections, 2);
       } finally {
         await server.close();
       }
