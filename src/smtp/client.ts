@@ -104,6 +104,7 @@ export class SmtpClient extends EventTarget {
   #open = 0;
   #waiters: (() => void)[] = [];
   #active = new Set<Promise<unknown>>();
+  #retiring = new Set<Promise<void>>();
   #closed = false;
 
   /** Validates `options`; throws a TypeError or RangeError naming the field. No I/O happens here. */
@@ -152,9 +153,12 @@ export class SmtpClient extends EventTarget {
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.allSettled([...this.#active]);
-    const idle = this.#idle.splice(0);
-    for (const { timer } of idle) clearTimeout(timer);
-    await Promise.all(idle.map(({ session }) => session.quit()));
+    for (const { session, timer } of this.#idle.splice(0)) {
+      clearTimeout(timer);
+      this.#retire(session);
+    }
+    // Resolves only once every connection, those of finished sends included, is closed.
+    await Promise.allSettled([...this.#retiring]);
   }
 
   /** Same as {@linkcode SmtpClient.close}, for `await using`. */
@@ -257,15 +261,18 @@ export class SmtpClient extends EventTarget {
     options: { fresh?: boolean } = {},
   ): Promise<{ session: SmtpSession; reused: boolean }> {
     while (true) {
-      if (step.signal?.aborted) throw abortErrorFrom(step.signal);
+      if (step.signal?.aborted) {
+        // A wake-up this waiter got but can no longer use goes to the next one.
+        this.#wakeOne();
+        throw abortErrorFrom(step.signal);
+      }
       if (!options.fresh) {
         const idle = this.#idle.pop();
         if (idle) {
           clearTimeout(idle.timer);
           idle.session.unpark();
           if (idle.session.reusable) return { session: idle.session, reused: true };
-          idle.session.destroy();
-          this.#open--;
+          this.#retire(idle.session);
           continue;
         }
       }
@@ -283,8 +290,7 @@ export class SmtpClient extends EventTarget {
         // Make room for the fresh connection by retiring an idle one.
         const idle = this.#idle.shift()!;
         clearTimeout(idle.timer);
-        this.#open--;
-        idle.session.quit();
+        this.#retire(idle.session);
         continue;
       }
       await this.#waitForSlot(step.signal);
@@ -311,22 +317,34 @@ export class SmtpClient extends EventTarget {
   }
 
   #release(session: SmtpSession): void {
-    const keep = session.reusable && !this.#closed &&
-      session.transactions < this.#pool.maxMessagesPerConnection;
+    // While closing, a connection still serves the sends already queued for one.
+    const keep = session.reusable &&
+      session.transactions < this.#pool.maxMessagesPerConnection &&
+      (!this.#closed || this.#waiters.length > 0);
     if (!keep) {
-      this.#open--;
-      session.quit();
-    } else {
-      const timer = setTimeout(() => {
-        this.#idle = this.#idle.filter((entry) => entry.session !== session);
-        this.#open--;
-        session.quit();
-        this.#wakeOne();
-      }, this.#pool.idleTimeoutMs);
-      session.park();
-      this.#idle.push({ session, timer });
+      this.#retire(session);
+      return;
     }
+    const timer = setTimeout(() => {
+      this.#idle = this.#idle.filter((entry) => entry.session !== session);
+      this.#retire(session);
+    }, this.#pool.idleTimeoutMs);
+    session.park();
+    this.#idle.push({ session, timer });
     this.#wakeOne();
+  }
+
+  /**
+   * Says QUIT and closes; the pool slot frees only once the connection is
+   * gone, so `maxConnections` holds even while a server is slow to answer QUIT.
+   */
+  #retire(session: SmtpSession): void {
+    const done = session.quit().finally(() => {
+      this.#retiring.delete(done);
+      this.#open--;
+      this.#wakeOne();
+    });
+    this.#retiring.add(done);
   }
 
   #complete(detail: CompletedDetail): void {

@@ -11,6 +11,8 @@ import { SmtpError, type SmtpPhase } from "./errors.ts";
 export interface DeadlineOptions {
   /** How long the step may take. */
   timeoutMs: number;
+  /** The deadline to name in the error, when `timeoutMs` is what is left of a longer one. */
+  reportedMs?: number;
   /** The protocol step, for the timeout error. */
   phase: SmtpPhase;
   /** What is being waited for, e.g. "the server's reply to MAIL FROM". */
@@ -36,7 +38,9 @@ export function withDeadline<T>(promise: Promise<T>, options: DeadlineOptions): 
       reject(
         new SmtpError(
           "timeout",
-          `Timed out after ${options.timeoutMs} ms waiting for ${options.what}. ` +
+          `Timed out after ${
+            options.reportedMs ?? options.timeoutMs
+          } ms waiting for ${options.what}. ` +
             "Check that the server is reachable and responsive, or raise timeoutMs.",
           { phase: options.phase },
         ),

@@ -83,6 +83,8 @@ export class ReplyReader {
    */
   watchIdle(): void {
     this.#watching = true;
+    // Bytes nobody asked for would shift every later reply by one.
+    if (this.#buffer.length > 0) this.#idleActivity = true;
     if (this.#pendingRead) return;
     const pending = this.#socket.read();
     this.#pendingRead = pending;
@@ -114,8 +116,10 @@ export class ReplyReader {
   /** Reads the next complete reply. */
   async read(options: ReadReplyOptions): Promise<SmtpReply> {
     const lines: { code: string; text: string }[] = [];
+    // One deadline for the whole reply: a server trickling bytes cannot stretch it.
+    const deadline = Date.now() + options.timeoutMs;
     while (true) {
-      const line = await this.#readLine(options);
+      const line = await this.#readLine(options, deadline);
       const match = REPLY_LINE.exec(line);
       if (!match) {
         throw protocolError(options.phase, "a reply line that does not start with a 3-digit code");
@@ -135,7 +139,7 @@ export class ReplyReader {
     }
   }
 
-  async #readLine(options: ReadReplyOptions): Promise<string> {
+  async #readLine(options: ReadReplyOptions, deadline: number): Promise<string> {
     let searchFrom = 0;
     while (true) {
       const lf = this.#buffer.indexOf(LF, searchFrom);
@@ -167,7 +171,8 @@ export class ReplyReader {
       const pending = this.#pendingRead ?? this.#socket.read();
       this.#pendingRead = undefined;
       const chunk = await withDeadline(pending, {
-        timeoutMs: options.timeoutMs,
+        timeoutMs: Math.max(0, deadline - Date.now()),
+        reportedMs: options.timeoutMs,
         phase: options.phase,
         what: options.what ?? "the server's reply",
         signal: options.signal,

@@ -301,11 +301,17 @@ export class SmtpSession {
     try {
       this.#socket = await withDeadline(
         this.#socket.startTls({ hostname: this.#options.host, caCerts: this.#options.caCerts }),
-        { timeoutMs: this.#options.timeoutMs, phase: "starttls", what: "the TLS handshake" },
+        {
+          timeoutMs: this.#options.timeoutMs,
+          phase: "starttls",
+          what: "the TLS handshake",
+          signal: step.signal,
+        },
       );
     } catch (error) {
+      // Closing the old socket (when the session is destroyed) ends a handshake that hangs.
       this.#broken = true;
-      throw asTlsError(error, "starttls");
+      throw isAbortError(error) ? error : asTlsError(error, "starttls");
     }
     this.#reader.replaceSocket(this.#socket);
     status(step, { phase: "starttls", state: "done", reply: summarizeReply(reply) });
@@ -549,6 +555,7 @@ export class SmtpSession {
       chunks++;
       if (!last) {
         await this.#write(bytes, step);
+        this.#phase = "message"; // the first write carried MAIL and RCPT; the rest is data
         current = next;
         continue;
       }
@@ -556,13 +563,13 @@ export class SmtpSession {
         await this.destroy();
         throw abortErrorFrom(step.signal);
       }
-      this.#phase = "message";
       try {
         // From here on the message may be delivered: no cancellation any more.
         await this.#write(bytes, {});
       } catch (error) {
-        throw this.#unknownOutcome(error);
+        throw this.#finalWriteFailure(error);
       }
+      this.#phase = "message";
       break;
     }
 
@@ -574,7 +581,8 @@ export class SmtpSession {
         this.#reportChunkedReply(tx, replies, expected, step);
       }
     } catch (error) {
-      const [mailReply, ...rcptReplies] = replies;
+      const [mailReply, ...rest] = replies;
+      const rcptReplies = rest.slice(0, tx.envelope.to.length);
       // A refusal already read means nothing can have been delivered.
       if (mailReply && !isPositive(mailReply)) {
         throw replyError(mailReply, "mail", "The server refused the sender");
@@ -582,6 +590,9 @@ export class SmtpSession {
       if (rcptReplies.length === tx.envelope.to.length && !rcptReplies.some(isPositive)) {
         throw judgeRecipients(tx, rcptReplies).refusal!;
       }
+      // A refused chunk fails the whole transaction (RFC 3030).
+      const chunkRefusal = rest.slice(tx.envelope.to.length).find((reply) => !isPositive(reply));
+      if (chunkRefusal) throw replyError(chunkRefusal, "message", "The server refused the message");
       throw this.#unknownOutcome(error);
     }
 
@@ -624,6 +635,17 @@ export class SmtpSession {
     }
   }
 
+  /**
+   * A write of the last bytes that failed did not hand the end of the data to
+   * the network, so nothing can be delivered: a connection failure. One that
+   * timed out may still complete later: the outcome is unknown.
+   */
+  #finalWriteFailure(error: unknown): unknown {
+    this.#broken = true;
+    if (error instanceof SmtpError && error.type === "connection") return error;
+    return this.#unknownOutcome(error);
+  }
+
   #unknownOutcome(error: unknown): SmtpError {
     this.#broken = true;
     // A garbled reply after the final dot says no more than a lost connection does.
@@ -662,6 +684,10 @@ export class SmtpSession {
     try {
       // From here on the message may be delivered: no cancellation any more.
       await this.#write(current.value!, {});
+    } catch (error) {
+      throw this.#finalWriteFailure(error);
+    }
+    try {
       const reply = await this.#read("the reply to the end of the message", {});
       status(step, { phase: "message", state: "done", reply: summarizeReply(reply) });
       return reply;
@@ -751,11 +777,13 @@ export class SmtpSession {
 async function connectSocket(options: SessionOptions, step: StepOptions): Promise<SmtpSocket> {
   status(step, { phase: "connect", state: "started" });
   const implicit = options.tls === "implicit";
+  const giveUp = new AbortController();
   const pending = options.connect({
     hostname: options.host,
     port: options.port,
     tls: implicit,
     caCerts: options.caCerts,
+    signal: giveUp.signal,
   });
   try {
     const socket = await withDeadline(pending, {
@@ -767,7 +795,8 @@ async function connectSocket(options: SessionOptions, step: StepOptions): Promis
     status(step, { phase: "connect", state: "done" });
     return socket;
   } catch (error) {
-    // A connection that completes after we gave up must not leak.
+    // A connection half open, or completing after we gave up, must not leak.
+    giveUp.abort();
     pending.then((socket) => socket.close(), () => {});
     if (error instanceof SmtpError || isAbortError(error)) throw error;
     if (isTlsHandshakeFailure(error)) throw asTlsError(error, "connect");

@@ -35,6 +35,9 @@ export const cloudflareConnect: Connect = async (options: ConnectOptions): Promi
     { hostname, port },
     { secureTransport: options.tls ? "on" : "starttls", allowHalfOpen: false },
   );
+  // Giving up (deadline or cancellation) closes the half-open socket.
+  const onAbort = () => void settleWithin(closeSocket(socket), CLOSE_TIMEOUT_MS);
+  options.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     await socket.opened;
   } catch (error) {
@@ -46,6 +49,8 @@ export const cloudflareConnect: Connect = async (options: ConnectOptions): Promi
         "Check the host and port, and that outbound TCP to it is allowed (Workers block port 25).",
       { cause: error },
     );
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
   }
   // workerd may report `opened` before the TLS handshake ends: the first read checks it.
   return new CloudflareSocket(socket, options.tls, options.tls ? hostname : undefined);

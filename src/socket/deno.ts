@@ -22,30 +22,45 @@ const READ_BUFFER_BYTES = 16 * 1024;
 /** Opens a TCP (or implicit TLS) connection with Deno's socket API. */
 export const denoConnect: Connect = async (options: ConnectOptions): Promise<SmtpSocket> => {
   const tcp = await Deno.connect({ hostname: options.hostname, port: options.port });
+  if (options.signal?.aborted) {
+    closeQuietly(tcp);
+    throw new DOMException("The connection attempt was abandoned.", "AbortError");
+  }
   // Small command writes must not wait for the ACK of the previous ones (Nagle).
   // Set on the TCP socket, it also holds under TLS (Deno.TlsConn has no setNoDelay).
   tcp.setNoDelay(true);
   if (!options.tls) return new DenoSocket(tcp, false);
   // Implicit TLS as a TLS start on a fresh TCP connection, for the no-delay above.
-  return await upgrade(tcp, { hostname: options.hostname, caCerts: options.caCerts });
+  const tls = await startTlsOn(tcp, options);
+  await handshake(tls, options.hostname, options.signal);
+  return new DenoSocket(tls, true);
 };
 
-/** Runs the TLS handshake on `tcp` now, so certificate errors surface here. */
-async function upgrade(tcp: Deno.TcpConn, options: StartTlsOptions): Promise<SmtpSocket> {
-  let tls: Deno.TlsConn;
+/** Wraps `tcp` in TLS; the handshake has not run yet. */
+async function startTlsOn(tcp: Deno.TcpConn, options: StartTlsOptions): Promise<Deno.TlsConn> {
   try {
-    tls = await Deno.startTls(tcp, { hostname: options.hostname, caCerts: options.caCerts });
+    return await Deno.startTls(tcp, { hostname: options.hostname, caCerts: options.caCerts });
   } catch (error) {
     closeQuietly(tcp);
     throw handshakeFailure(options.hostname, error);
   }
+}
+
+/**
+ * Runs the TLS handshake now, so certificate errors surface here. Closing the
+ * connection (on `signal`, or by the caller) ends a handshake that hangs.
+ */
+async function handshake(tls: Deno.TlsConn, host: string, signal?: AbortSignal): Promise<void> {
+  const onAbort = () => closeQuietly(tls);
+  signal?.addEventListener("abort", onAbort, { once: true });
   try {
     await tls.handshake();
   } catch (error) {
     closeQuietly(tls);
-    throw handshakeFailure(options.hostname, error);
+    throw handshakeFailure(host, error);
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
   }
-  return new DenoSocket(tls, true);
 }
 
 class DenoSocket implements SmtpSocket {
@@ -72,9 +87,14 @@ class DenoSocket implements SmtpSocket {
     }
   }
 
-  startTls(options: StartTlsOptions): Promise<SmtpSocket> {
-    this.#closed = true; // Deno.startTls consumes the plain connection
-    return upgrade(this.#conn as Deno.TcpConn, options);
+  async startTls(options: StartTlsOptions): Promise<SmtpSocket> {
+    const tls = await startTlsOn(this.#conn as Deno.TcpConn, options);
+    // Deno.startTls consumed the plain connection: from here, close() closes
+    // the TLS one, which also ends a handshake that hangs.
+    this.#conn = tls;
+    await handshake(tls, options.hostname);
+    this.#closed = true; // retired: the new socket owns the connection
+    return new DenoSocket(tls, true);
   }
 
   close(): Promise<void> {

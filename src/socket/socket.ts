@@ -16,6 +16,11 @@ export interface ConnectOptions {
   tls: boolean;
   /** Extra trusted CA certificates (PEM), on runtimes that support them. */
   caCerts?: string[];
+  /**
+   * Aborted when the caller gives up (deadline passed, or cancelled): the
+   * adapter closes whatever it has half opened, a hanging TLS handshake included.
+   */
+  signal?: AbortSignal;
 }
 
 /** Options for upgrading a plain connection with STARTTLS. */
@@ -39,8 +44,9 @@ export interface SmtpSocket {
   write(bytes: Uint8Array): Promise<void>;
   /**
    * Upgrades this plain connection to TLS. This socket must not be used
-   * afterwards; the returned one carries the encrypted stream. Rejects when
-   * the handshake fails (bad certificate included).
+   * afterwards, except that closing it ends a handshake still in progress; the
+   * returned one carries the encrypted stream. Rejects when the handshake
+   * fails (bad certificate included).
    */
   startTls(options: StartTlsOptions): Promise<SmtpSocket>;
   /** Closes the connection. Never rejects and always settles within a short bound. */

@@ -549,3 +549,183 @@ describe("session against a fault server: idle pooled connections", () => {
     });
   }
 });
+
+/** A socket factory over `denoConnect` that tracks how many sockets are open at once. */
+function countingConnect() {
+  const counts = { open: 0, max: 0, opened: 0 };
+  const connect: Connect = async (options) => {
+    const socket = await denoConnect(options);
+    counts.open++;
+    counts.opened++;
+    counts.max = Math.max(counts.max, counts.open);
+    let closed = false;
+    const close = async () => {
+      await socket.close();
+      if (!closed) counts.open--;
+      closed = true;
+    };
+    return {
+      get secure() {
+        return socket.secure;
+      },
+      read: () => socket.read(),
+      write: (bytes) => socket.write(bytes),
+      startTls: (tls) => socket.startTls(tls),
+      close,
+    };
+  };
+  return { connect, counts };
+}
+
+describe("session against a fault server: deadlines and pool limits", () => {
+  it("bounds a whole reply by one deadline, however slowly the bytes trickle in", async () => {
+    const greeting = "220 fault.test ESMTP slow but steady\r\n";
+    const offsets = Array.from({ length: greeting.length - 1 }, (_, i) => i + 1);
+    await withServer({
+      greeting: (conn) => conn.sendInPieces(greeting, offsets, { pauseMs: 60 }).then(() => {}),
+    }, async (server) => {
+      const started = Date.now();
+      const error = await sendExpectingError(clientFor(server, { tls: "none", timeoutMs: 500 }));
+      assert.equal(error.type, "timeout");
+      assert.equal(error.phase, "greeting");
+      assert.match(error.message, /500 ms/);
+      // Each byte came within the 500 ms; only a deadline for the whole reply ends it early.
+      assert.ok(Date.now() - started < 1500, `took ${Date.now() - started} ms`);
+    });
+  });
+
+  it("cancels promptly during a TLS handshake that never completes", async () => {
+    const controller = new AbortController();
+    await withServer({
+      STARTTLS: async (conn) => {
+        await conn.send("220 2.0.0 Ready, but no handshake will follow\r\n");
+        setTimeout(() => controller.abort(), 100);
+        await conn.waitClosed();
+      },
+    }, async (server) => {
+      const client = clientFor(server, { timeoutMs: 5000 });
+      const started = Date.now();
+      await assert.rejects(client.send(message, { signal: controller.signal }), {
+        name: "AbortError",
+      });
+      assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+      await client.close();
+    });
+  });
+
+  it("never has more connections open than maxConnections, even while QUIT is slow", async () => {
+    const { connect, counts } = countingConnect();
+    await withServer({
+      QUIT: async (conn) => {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await conn.send("221 2.0.0 Bye\r\n");
+        await conn.close();
+      },
+    }, async (server) => {
+      const client = clientFor(server, {
+        tls: "none",
+        connect,
+        pool: { maxConnections: 1, maxMessagesPerConnection: 1 },
+      });
+      const results = await Promise.all([1, 2, 3].map(() => client.send(message)));
+      assert.deepEqual(results.map((r) => r.status), ["sent", "sent", "sent"]);
+      await client.close();
+      assert.equal(counts.opened, 3);
+      assert.equal(counts.max, 1);
+      // close() resolved only after every connection, the retiring ones included, was closed.
+      assert.equal(counts.open, 0);
+    });
+  });
+
+  it("serves sends queued before close() on the connection it already has", async () => {
+    const { connect, counts } = countingConnect();
+    await withServer({}, async (server) => {
+      const client = clientFor(server, { tls: "none", connect, pool: { maxConnections: 1 } });
+      const sends = Array.from({ length: 5 }, () => client.send(message));
+      const closed = client.close();
+      const results = await Promise.all(sends);
+      await closed;
+      assert.equal(results.filter((r) => r.status === "sent").length, 5);
+      assert.equal(counts.opened, 1);
+      assert.equal(counts.open, 0);
+    });
+  });
+
+  it("hands a wake-up on when the woken send was cancelled meanwhile", async () => {
+    // maxConnections 1: A sends, B and C wait; B is cancelled just as A frees the slot.
+    await withServer({}, async (server) => {
+      for (let microtasks = 0; microtasks <= 8; microtasks += 2) {
+        const client = clientFor(server, {
+          tls: "none",
+          pool: { maxConnections: 1, maxMessagesPerConnection: 1 },
+        });
+        const cancelB = new AbortController();
+        const later = (n: number, fn: () => void): void =>
+          n === 0 ? fn() : queueMicrotask(() => later(n - 1, fn));
+        const a = client.send(message, {
+          onStatus: (event) => {
+            if (event.phase === "message" && event.state === "done") {
+              later(microtasks, () => cancelB.abort());
+            }
+          },
+        });
+        const b = client.send(message, { signal: cancelB.signal }).catch((e) => e.name);
+        const c = client.send(message);
+        assert.equal((await a).status, "sent");
+        assert.equal(await b, "AbortError");
+        assert.equal((await guard(c, `C after ${microtasks} microtasks`)).status, "sent");
+        await client.close();
+      }
+    });
+  });
+});
+
+describe("session against a fault server: CHUNKING refusals", () => {
+  it("reports a refused chunk as rejected, even when the server then hangs up", async () => {
+    const big = { ...message, to: "bob@example.org", text: "line of text\n".repeat(20_000) };
+    let chunk = 0;
+    await withServer({
+      capabilities: ["PIPELINING", "CHUNKING", "8BITMIME"],
+      BDAT: async (conn, line) => {
+        const [, size] = line.split(" ");
+        await conn.readBytes(Number(size));
+        if (++chunk === 1) {
+          await conn.send("552 5.3.4 Message too big for this mailbox\r\n");
+          conn.destroy();
+        } else {
+          await conn.send("250 2.0.0 chunk ok\r\n");
+        }
+      },
+    }, async (server) => {
+      const error = await sendExpectingError(clientFor(server, { tls: "none" }), big);
+      assert.equal(error.type, "rejected");
+      assert.equal(error.phase, "message");
+      assert.equal(error.code, 552);
+    });
+  });
+
+  it("does not reuse a connection on which the server sent bytes nobody asked for", async () => {
+    let connection = 0;
+    const server = await startFaultServer(async (conn) => {
+      connection++;
+      const current = connection;
+      await smtpScript({
+        message: (c) =>
+          c.send(`250 2.0.0 Ok: queued on ${current}\r\n250 2.0.0 and an extra reply\r\n`).then(
+            () => {},
+          ),
+      })(conn);
+    });
+    try {
+      const client = clientFor(server, { tls: "none" });
+      const first = await client.send(message);
+      const second = await client.send(message);
+      await client.close();
+      assert.match(first.response!, /queued on 1/);
+      // The stray reply must not be taken as the answer to the next transaction.
+      assert.match(second.response!, /queued on 2/);
+    } finally {
+      await server.close();
+    }
+  });
+});
