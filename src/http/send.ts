@@ -43,7 +43,7 @@ interface StatusData extends StatusEvent {
 }
 
 /** Whether the request asks for server-sent events. */
-export function wantsEventStream(c: Context): boolean {
+function wantsEventStream(c: Context): boolean {
   return (c.req.header("Accept") ?? "").toLowerCase().includes("text/event-stream");
 }
 

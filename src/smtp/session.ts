@@ -873,7 +873,7 @@ function sessionErrorType(reply: SmtpReply): SmtpErrorType {
 }
 
 /** The error type a negative reply stands for: 4xx transient, 5xx permanent. */
-export function errorTypeForReply(reply: SmtpReply): SmtpErrorType {
+function errorTypeForReply(reply: SmtpReply): SmtpErrorType {
   if (reply.code >= 400 && reply.code < 500) return "transient";
   if (reply.code >= 500) return "rejected";
   return "protocol";
