@@ -1,12 +1,14 @@
 /**
  * A last line of defence for secrets: every text the HTTP function writes out
  * (error bodies, SSE frames, log lines) passes a redactor that replaces the
- * configured SMTP password or access token and the API keys, should one ever
- * reach such a text through a server reply or an unexpected error.
+ * configured SMTP credentials (in plain, JSON-escaped, percent-encoded and
+ * base64 forms) and the API keys, should one ever reach such a text through a
+ * server reply or an unexpected error.
  *
  * @module
  */
 
+import { credentialForms } from "../smtp/sasl.ts";
 import type { Config } from "./config.ts";
 
 /** What replaces a secret. */
@@ -18,23 +20,32 @@ const MIN_SECRET_LENGTH = 6;
 /** Replaces every configured secret in a text. */
 export type Redact = (text: string) => string;
 
-/** The secrets of a configuration: the SMTP password or token and the API keys. */
+/**
+ * The secrets of a configuration: the SMTP password or token, the API keys,
+ * and the base64 forms the credentials take in AUTH (the user name alone is
+ * not listed: it may be an ordinary address elsewhere in a result).
+ */
 export function secretsOf(config: Config): string[] {
   const auth = config.smtp.auth;
-  return [auth?.password, auth?.accessToken, ...config.apiKeys]
-    .filter((secret): secret is string => typeof secret === "string");
+  const forms = auth === undefined
+    ? []
+    : credentialForms(auth).filter((form) => form !== auth.username);
+  return [...new Set([...forms, ...config.apiKeys])];
 }
 
 /**
- * A redactor for `secrets`: each is replaced as written and as it appears
- * inside a JSON string (escaped), longest first.
+ * A redactor for `secrets`: each is replaced as written, as it appears inside
+ * a JSON string (escaped), percent-encoded, and in base64 at any alignment
+ * (so that base64 of a longer text holding the secret is caught too),
+ * longest first.
  */
 export function createRedactor(secrets: readonly string[]): Redact {
   const needles = new Set<string>();
   for (const secret of secrets) {
     if (secret.length < MIN_SECRET_LENGTH) continue;
-    needles.add(secret);
-    needles.add(JSON.stringify(secret).slice(1, -1));
+    for (const form of encodedForms(secret)) {
+      if (form.length >= MIN_SECRET_LENGTH) needles.add(form);
+    }
   }
   const ordered = [...needles].sort((a, b) => b.length - a.length);
   if (ordered.length === 0) return (text) => text;
@@ -43,4 +54,43 @@ export function createRedactor(secrets: readonly string[]): Redact {
     for (const needle of ordered) out = out.replaceAll(needle, REDACTED);
     return out;
   };
+}
+
+/** The ways `secret` can be written into a text we send out. */
+function encodedForms(secret: string): string[] {
+  const forms = [secret, JSON.stringify(secret).slice(1, -1)];
+  try {
+    forms.push(encodeURIComponent(secret));
+  } catch {
+    // A lone surrogate cannot be percent-encoded, nor sent in a URL.
+  }
+  return [...forms, ...base64Runs(secret)];
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * The base64 characters that encode `secret` whatever bytes precede it: for
+ * each of the three alignments, the groups made only of the secret's bytes.
+ */
+function base64Runs(secret: string): string[] {
+  const bytes = encoder.encode(secret);
+  const runs: string[] = [];
+  for (let offset = 0; offset < 3; offset++) {
+    // Skip the bytes that share a group with the unknown bytes before the secret.
+    const skip = (3 - offset) % 3;
+    const whole = Math.floor((bytes.length - skip) / 3) * 3;
+    if (whole <= 0) continue;
+    const standard = toBase64(bytes.subarray(skip, skip + whole));
+    runs.push(standard, standard.replaceAll("+", "-").replaceAll("/", "_"));
+  }
+  return runs;
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
 }

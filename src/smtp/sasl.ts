@@ -220,6 +220,49 @@ function cramMd5Client(username: string, password: string): SaslClient {
   };
 }
 
+/**
+ * The forms `credentials` take on the wire: the user name, the password or
+ * token, each of them in base64, and the whole base64 responses PLAIN, LOGIN
+ * and XOAUTH2 send. Whatever repeats one of these repeats a credential; empty
+ * values are left out.
+ *
+ * @example
+ * ```ts
+ * credentialForms({ username: "ann", password: "pw" }).includes(btoa("\0ann\0pw")); // true
+ * ```
+ */
+export function credentialForms(credentials: SaslCredentials): string[] {
+  const { username, password, accessToken } = credentials;
+  const secrets = [password, accessToken].filter((value): value is string => !!value);
+  const forms = new Set<string>([username, ...secrets].filter((value) => !!value));
+  for (const value of [...forms]) forms.add(encodeText(value));
+  for (const secret of secrets) {
+    forms.add(encodeText(`\0${username}\0${secret}`));
+    forms.add(encodeText(`user=${username}\x01auth=Bearer ${secret}\x01\x01`));
+  }
+  return [...forms];
+}
+
+/** Runs this long are looked for when a text is checked for part of a credential form. */
+const ECHO_RUN = 8;
+
+/**
+ * Whether `text` repeats any of `forms`, whole or (for longer forms) any run
+ * of 8 of its characters, ignoring case: a server that echoes even part of
+ * an AUTH response must not have its text passed on.
+ */
+export function echoesCredentials(text: string, forms: readonly string[]): boolean {
+  const haystack = text.toLowerCase();
+  return forms.some((form) => {
+    const needle = form.toLowerCase();
+    if (needle.length <= ECHO_RUN) return haystack.includes(needle);
+    for (let i = 0; i + ECHO_RUN <= needle.length; i++) {
+      if (haystack.includes(needle.slice(i, i + ECHO_RUN))) return true;
+    }
+    return false;
+  });
+}
+
 /** Base64 of the UTF-8 bytes of `text` (btoa alone fails on non-Latin-1 text). */
 function encodeText(text: string): string {
   const bytes = new TextEncoder().encode(text);

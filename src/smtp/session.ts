@@ -16,7 +16,13 @@ import { abortErrorFrom, withDeadline } from "./deadline.ts";
 import { isAbortError, SmtpError, type SmtpErrorType, type SmtpPhase } from "./errors.ts";
 import { ReplyReader, type SmtpReply, summarizeReply } from "./reply.ts";
 import type { DsnOutcome, RecipientRejection, StatusEvent } from "./result.ts";
-import { chooseMechanism, createSaslClient, type SaslCredentials } from "./sasl.ts";
+import {
+  chooseMechanism,
+  createSaslClient,
+  credentialForms,
+  echoesCredentials,
+  type SaslCredentials,
+} from "./sasl.ts";
 
 /** How the connection is protected. */
 export type TlsMode = "starttls" | "implicit" | "opportunistic" | "none";
@@ -375,9 +381,12 @@ export class SmtpSession {
         pending = sasl.initialResponse;
       }
     }
+    // Everything we send in this exchange; server text that repeats any of it is withheld.
+    const sent = credentialForms(credentials);
+    if (sasl.initialResponse !== undefined) sent.push(sasl.initialResponse);
     await this.#write(line + "\r\n", step);
     for (let round = 0; round < MAX_AUTH_ROUNDS; round++) {
-      const reply = await this.#read("the reply to AUTH", step);
+      const reply = withholdEcho(await this.#read("the reply to AUTH", step), sent);
       if (reply.code === 235) {
         status(step, { phase: "auth", state: "done", reply: summarizeReply(reply) });
         return;
@@ -392,6 +401,7 @@ export class SmtpSession {
       }
       const answer = pending ?? await sasl.respond(reply.lines[0].trim());
       pending = undefined;
+      sent.push(answer);
       await this.#write(answer + "\r\n", step);
     }
     this.#broken = true;
@@ -891,6 +901,20 @@ function replyError(
     enhancedCode: reply.enhancedCode,
     response: reply.raw,
   });
+}
+
+/** What replaces server text that repeated part of what we sent during AUTH. */
+const WITHHELD = "(server text withheld: it repeated the credentials)";
+
+/**
+ * `reply` with its text withheld when it repeats anything in `sent` (some
+ * servers quote the AUTH response or the user name back); codes stay.
+ * A 334 challenge is kept: the mechanism must read it.
+ */
+function withholdEcho(reply: SmtpReply, sent: readonly string[]): SmtpReply {
+  if (reply.code === 334 || !echoesCredentials(reply.raw, sent)) return reply;
+  const prefix = [String(reply.code), reply.enhancedCode].filter(Boolean).join(" ");
+  return { ...reply, lines: [WITHHELD], message: WITHHELD, raw: `${prefix} ${WITHHELD}` };
 }
 
 function isTlsHandshakeFailure(error: unknown): boolean {

@@ -19,7 +19,19 @@ describe("secretsOf", () => {
       SMTP_URL: `smtp://ann:${PASSWORD}@smtp.example.com`,
       API_KEYS: `${KEY_1}, ${KEY_2}`,
     });
-    assert.deepEqual(secretsOf(config).sort(), [KEY_1, KEY_2, PASSWORD].sort());
+    const secrets = secretsOf(config);
+    for (const secret of [KEY_1, KEY_2, PASSWORD]) assert.ok(secrets.includes(secret), secret);
+    assert.ok(!secrets.includes("ann"));
+  });
+
+  it("lists the base64 AUTH responses the credentials make", () => {
+    const config = loadConfig({
+      SMTP_URL: `smtp://ann:${PASSWORD}@smtp.example.com`,
+      API_KEYS: KEY_1,
+    });
+    const secrets = secretsOf(config);
+    assert.ok(secrets.includes(btoa(`\0ann\0${PASSWORD}`)), "the PLAIN initial response");
+    assert.ok(secrets.includes(btoa(PASSWORD)), "the LOGIN password response");
   });
 
   it("lists the percent-decoded password of SMTP_URL", () => {
@@ -27,7 +39,7 @@ describe("secretsOf", () => {
       SMTP_URL: "smtp://ann:p%40ss%22w%5Cord@smtp.example.com",
       API_KEYS: KEY_1,
     });
-    assert.deepEqual(secretsOf(config).sort(), [KEY_1, 'p@ss"w\\ord'].sort());
+    assert.ok(secretsOf(config).includes('p@ss"w\\ord'));
   });
 
   it("lists the XOAUTH2 access token", () => {
@@ -38,7 +50,12 @@ describe("secretsOf", () => {
       SMTP_AUTH: "xoauth2",
       ALLOWED_TO: "@example.com",
     });
-    assert.deepEqual(secretsOf(config), ["ya29.access-token-value"]);
+    const secrets = secretsOf(config);
+    assert.ok(secrets.includes("ya29.access-token-value"));
+    assert.ok(
+      secrets.includes(btoa("user=ann@example.com\x01auth=Bearer ya29.access-token-value\x01\x01")),
+    );
+    assert.ok(!secrets.includes("ann@example.com"), "the user name alone is no secret");
   });
 
   it("is empty without credentials and API keys", () => {
@@ -49,6 +66,20 @@ describe("secretsOf", () => {
 
 describe("createRedactor", () => {
   const redact = createRedactor([PASSWORD, KEY_1]);
+
+  it("replaces the secret percent-encoded and in base64 at any alignment", () => {
+    const secret = "pa ss/w+rd?42";
+    const redactOne = createRedactor([secret]);
+    assert.ok(!redactOne(`url ${encodeURIComponent(secret)}`).includes(encodeURIComponent(secret)));
+    for (const prefix of ["", "a", "ab", "\0ann\0"]) {
+      const encoded = btoa(prefix + secret + "tail");
+      const out = redactOne(`535 bad response '${encoded}'`);
+      assert.ok(out.includes("[redacted]"), `${prefix}: ${out}`);
+      // What is left of the base64 no longer decodes to anything holding the secret.
+      const left = out.replace(/^535 bad response '|'$/g, "").split("[redacted]");
+      for (const part of left) assert.ok(part.length <= 8, `${prefix}: ${out}`);
+    }
+  });
 
   it("replaces every occurrence of every secret", () => {
     assert.equal(

@@ -5,6 +5,8 @@ import { SMTPServer } from "smtp-server";
 import {
   chooseMechanism,
   createSaslClient,
+  credentialForms,
+  echoesCredentials,
   isSaslMechanism,
   SASL_CANCEL,
   type SaslClient,
@@ -385,5 +387,33 @@ describe("SASL against smtp-server", () => {
     assert.equal(result.code, 535);
     assert.equal(result.challenges.length, 1);
     assert.equal(JSON.parse(unb64(result.challenges[0])).status, "401");
+  });
+});
+
+describe("credentialForms and echoesCredentials", () => {
+  const credentials = { username: "ann@example.com", password: "open-sesame-42" };
+  const forms = credentialForms(credentials);
+
+  it("lists the parts and the base64 responses of PLAIN, LOGIN and XOAUTH2", () => {
+    for (
+      const form of [
+        "ann@example.com",
+        "open-sesame-42",
+        btoa("open-sesame-42"),
+        btoa("ann@example.com"),
+        btoa("\0ann@example.com\0open-sesame-42"),
+        btoa("user=ann@example.com\x01auth=Bearer open-sesame-42\x01\x01"),
+      ]
+    ) {
+      assert.ok(forms.includes(form), form);
+    }
+  });
+
+  it("finds a whole form, or any 8-character run of a longer one, in any case", () => {
+    const plain = btoa("\0ann@example.com\0open-sesame-42");
+    assert.ok(echoesCredentials(`535 bad response on '${plain}'`, forms));
+    assert.ok(echoesCredentials(`535 bad response on '${plain.slice(5, 14)}...'`, forms));
+    assert.ok(echoesCredentials("535 5.7.8 no such user ANN@EXAMPLE.COM", forms));
+    assert.ok(!echoesCredentials("535 5.7.8 Authentication credentials invalid", forms));
   });
 });
