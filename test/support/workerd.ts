@@ -28,6 +28,11 @@ export interface WorkerOptions {
   bindings?: Record<string, string>;
   /** PEM CA certificates the Worker's outbound TLS trusts besides the public ones. */
   trustedCertificates?: string[];
+  /**
+   * Durable Object bindings: binding name → class the script exports (SQLite-backed, as
+   * `new_sqlite_classes` in `wrangler.toml`). {@linkcode wranglerDurableObjects} reads them.
+   */
+  durableObjects?: Record<string, string>;
 }
 
 /** A Worker running in workerd. Dispose it to stop workerd. */
@@ -76,6 +81,18 @@ export async function wranglerCompatibility(): Promise<{ date: string; flags: st
   return { date, flags };
 }
 
+/** The Durable Object bindings declared in `wrangler.toml` (binding name → class name). */
+export async function wranglerDurableObjects(): Promise<Record<string, string>> {
+  const toml = await Deno.readTextFile(new URL("wrangler.toml", ROOT));
+  const bindings: Record<string, string> = {};
+  for (const block of toml.split(/^\[\[durable_objects\.bindings\]\]\s*$/m).slice(1)) {
+    const name = block.match(/^name\s*=\s*"([^"]+)"/m)?.[1];
+    const className = block.match(/^class_name\s*=\s*"([^"]+)"/m)?.[1];
+    if (name !== undefined && className !== undefined) bindings[name] = className;
+  }
+  return bindings;
+}
+
 /** Bundles `entry` and serves it in workerd on an ephemeral loopback port. */
 export async function startWorker(
   entry: string | URL,
@@ -108,6 +125,11 @@ export async function serveScript(
     compatibilityDate: compatibility.date,
     compatibilityFlags: compatibility.flags,
     bindings: options.bindings ?? {},
+    durableObjects: Object.fromEntries(
+      Object.entries(options.durableObjects ?? {}).map((
+        [name, className],
+      ) => [name, { className, useSQLite: true }]),
+    ),
     // Without this, miniflare fetches request metadata from the internet.
     cf: false,
     // Keep workerd's log (e.g. why a certificate was refused) out of the test output.
