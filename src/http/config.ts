@@ -20,6 +20,14 @@ export interface Allowlist {
   domains: string[];
 }
 
+/** A rate limit: at most `limit` messages per fixed window of `windowMs`, aligned to the epoch. */
+export interface RateLimit {
+  /** Most messages per window. */
+  limit: number;
+  /** The window length, in milliseconds. */
+  windowMs: number;
+}
+
 /** SMTP settings with the defaults filled in. */
 export type ResolvedSmtpOptions = SmtpClientOptions & { port: number; tls: TlsMode };
 
@@ -47,6 +55,19 @@ export interface Config {
   keepaliveMs: number;
   /** Whether the development-mode relaxations apply. */
   development: boolean;
+  /** Rate limits per kind of caller (`RATE_LIMIT`); `undefined` means none. */
+  rateLimit: { public?: RateLimit; server?: RateLimit };
+  /** Take a public caller's address from `X-Forwarded-For`'s last hop (`TRUST_PROXY=1`). */
+  trustProxy: boolean;
+  /** How long an `Idempotency-Key` and its outcome are kept, in milliseconds. */
+  idempotencyTtlMs: number;
+  /** Deno: the Deno KV file (`KV_PATH`); `undefined` means the default. */
+  kvPath?: string;
+  /**
+   * Whether the platform has a store for idempotency claims and rate-limit
+   * counters; without one, `Idempotency-Key` answers 501.
+   */
+  store: boolean;
 }
 
 /** Options of {@linkcode loadConfig}. */
@@ -56,6 +77,12 @@ export interface LoadConfigOptions {
    * is allowed when `ALLOWED_FROM` is unset.
    */
   development?: boolean;
+  /**
+   * Whether the platform has a store (Deno KV, a Durable Object binding).
+   * Default `true`. Without one a public configuration must set
+   * `RATE_LIMIT=off`, since limits could not be kept.
+   */
+  store?: boolean;
 }
 
 /** The configuration is invalid; `problems` has one message per problem, naming the variable. */
@@ -78,6 +105,8 @@ export const CONFIG_DEFAULTS = {
   maxBatch: 100,
   timeoutMs: 30_000,
   keepaliveMs: 15_000,
+  idempotencyTtlS: 86_400,
+  publicRateLimit: { limit: 60, windowMs: 3_600_000 },
 } as const;
 
 const TLS_MODES: readonly TlsMode[] = ["starttls", "implicit", "opportunistic", "none"];
@@ -166,6 +195,24 @@ function flag(text: string): boolean {
   if (["1", "true", "yes"].includes(value)) return true;
   if (["0", "false", "no"].includes(value)) return false;
   throw new Problem("must be 1 or 0");
+}
+
+const WINDOW_UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `RATE_LIMIT`: `off`, or `<messages>/<window>` such as `20/60s`, `500/1h`, `10000/1d`. */
+function rateLimit(text: string): RateLimit | "off" {
+  const value = text.trim().toLowerCase();
+  if (value === "off") return "off";
+  const match = value.match(/^(\d{1,9})\s*\/\s*(\d{0,9})([smhd])$/);
+  const limit = Number(match?.[1]);
+  const windowMs = Number(match?.[2] || "1") * WINDOW_UNITS_MS[match?.[3] ?? "s"];
+  if (match === null || limit < 1 || windowMs < 1000 || windowMs > 366 * 86_400_000) {
+    throw new Problem(
+      "must be off or <messages>/<window> with a window in s, m, h or d (such as 20/60s, " +
+        "500/1h or 10000/1d), at least 1 message and a window from 1s to 366d",
+    );
+  }
+  return { limit, windowMs };
 }
 
 function mechanism(text: string): string {
@@ -336,6 +383,10 @@ const EnvSchema = v.object({
   MAX_MESSAGE_BYTES: variable(integer(1)),
   MAX_RECIPIENTS: variable(integer(1)),
   MAX_BATCH: variable(integer(1)),
+  RATE_LIMIT: variable(rateLimit),
+  TRUST_PROXY: variable(flag),
+  IDEMPOTENCY_TTL_S: variable(integer(1, 366 * 86_400)),
+  KV_PATH: variable(commandSafe("the path")),
 });
 
 type Env = v.InferOutput<typeof EnvSchema>;
@@ -357,7 +408,7 @@ export function loadConfig(
   const parsed = v.safeParse(EnvSchema, env);
   // Problems of how variables combine are reported together with those of single
   // variables, so one start-up attempt lists everything to fix.
-  const problems = combinationProblems(env, development);
+  const problems = combinationProblems(env, development, options.store ?? true);
   if (!parsed.success) {
     throw new ConfigError([
       ...parsed.issues.map((issue) => {
@@ -382,7 +433,19 @@ export function loadConfig(
     maxBatch: vars.MAX_BATCH ?? CONFIG_DEFAULTS.maxBatch,
     keepaliveMs: CONFIG_DEFAULTS.keepaliveMs,
     development,
+    rateLimit: rateLimits(vars.RATE_LIMIT),
+    trustProxy: vars.TRUST_PROXY ?? false,
+    idempotencyTtlMs: (vars.IDEMPOTENCY_TTL_S ?? CONFIG_DEFAULTS.idempotencyTtlS) * 1000,
+    kvPath: vars.KV_PATH,
+    store: options.store ?? true,
   };
+}
+
+/** `RATE_LIMIT` for each kind of caller: when unset, public callers get the default. */
+function rateLimits(value: RateLimit | "off" | undefined): Config["rateLimit"] {
+  if (value === "off") return {};
+  if (value === undefined) return { public: { ...CONFIG_DEFAULTS.publicRateLimit } };
+  return { public: value, server: value };
 }
 
 /** `ALLOWED_FROM`, plus `MAIL_FROM`, which is always allowed; any sender in development when unset. */
@@ -405,6 +468,7 @@ function senderAllowlist(vars: Env, development: boolean): Allowlist | undefined
 function combinationProblems(
   env: Record<string, string | undefined>,
   development: boolean,
+  store: boolean,
 ): string[] {
   const set = (name: string) => (env[name] ?? "").trim() !== "";
   const problems: string[] = [];
@@ -416,12 +480,35 @@ function combinationProblems(
       "No SMTP server: set SMTP_URL (smtp://user:pass@smtp.example.com:587) or SMTP_HOST.",
     );
   }
+  const rateLimitOff = (env.RATE_LIMIT ?? "").trim().toLowerCase() === "off";
+  const publicCallers = !set("API_KEYS") || set("CORS_ORIGINS");
+  if (!store && set("RATE_LIMIT") && !rateLimitOff) {
+    problems.push(
+      "RATE_LIMIT is set, but this platform has no store to count in (no Deno KV, as on " +
+        "Supabase Edge Functions, or no EDGEMAIL_STORE Durable Object binding on Workers): " +
+        "set RATE_LIMIT=off, or run where a store exists.",
+    );
+  } else if (!store && publicCallers && !rateLimitOff) {
+    problems.push(
+      "RATE_LIMIT: public callers (API_KEYS unset, or CORS_ORIGINS set) are rate-limited by " +
+        "default, but this platform has no store to count in (no Deno KV, as on Supabase Edge " +
+        "Functions, or no EDGEMAIL_STORE Durable Object binding on Workers); a limit per " +
+        "short-lived isolate would be a pretence. Set RATE_LIMIT=off to run without one, or " +
+        "run where a store exists.",
+    );
+  }
   if (development) return problems;
   if (!set("API_KEYS") && !set("ALLOWED_TO")) {
     problems.push(
       "No open relay: API_KEYS is unset, so the endpoint would be public and could send to " +
         "anyone. Set API_KEYS (bearer tokens), or set ALLOWED_TO to the addresses or @domains " +
         "it may send to.",
+    );
+  } else if (set("CORS_ORIGINS") && !set("ALLOWED_TO")) {
+    problems.push(
+      "No open relay: CORS_ORIGINS is set, so web pages call the endpoint, and any API key " +
+        "a page holds is public: set ALLOWED_TO to the addresses or @domains it may send to " +
+        "(for a contact form, the site owner's address).",
     );
   }
   return problems;

@@ -14,7 +14,14 @@ import type { ResultError, SendResult } from "../smtp/result.ts";
 /** The `error` of a request refused before any SMTP happened. */
 export interface ProblemError {
   /** The error type (contract section 3), or `not_found` / `method_not_allowed` for routing. */
-  type: SmtpErrorType | "not_found" | "method_not_allowed";
+  type:
+    | SmtpErrorType
+    | "not_found"
+    | "method_not_allowed"
+    | "conflict"
+    | "idempotency_mismatch"
+    | "rate_limited"
+    | "idempotency_unavailable";
   /** What went wrong and what to do, without secrets or input values. */
   message: string;
   /** Schema problems, for `validation`. */

@@ -226,8 +226,16 @@ describe("loadConfig: every bad variable is named, values never echoed", () => {
     MAX_MESSAGE_BYTES: ["10MB", /^MAX_MESSAGE_BYTES must be a whole number/],
     MAX_RECIPIENTS: ["-1", /^MAX_RECIPIENTS must be a whole number/],
     MAX_BATCH: ["1.5", /^MAX_BATCH must be a whole number/],
+    RATE_LIMIT: ["100 per hour", /^RATE_LIMIT must be off or <messages>\/<window>/],
+    TRUST_PROXY: ["maybe", /^TRUST_PROXY must be 1 or 0/],
+    IDEMPOTENCY_TTL_S: ["1d", /^IDEMPOTENCY_TTL_S must be a whole number/],
   };
-  const hostBase = { SMTP_HOST: "smtp.example.com", API_KEYS: SECRET_KEY };
+  // ALLOWED_TO too, so that a bad CORS_ORIGINS is its only problem.
+  const hostBase = {
+    SMTP_HOST: "smtp.example.com",
+    API_KEYS: SECRET_KEY,
+    ALLOWED_TO: "@example.com",
+  };
 
   for (const [name, [value, pattern]] of Object.entries(bad)) {
     it(`${name}`, () => {
@@ -346,7 +354,91 @@ describe("loadConfig: allowlists", () => {
     const config = loadConfig({
       ...base,
       CORS_ORIGINS: "https://app.example.com/, http://localhost:5173,*",
+      ALLOWED_TO: "owner@example.com",
     });
     assert.deepEqual(config.corsOrigins, ["https://app.example.com", "http://localhost:5173", "*"]);
+  });
+});
+
+describe("loadConfig: browsers, rate limits, idempotency", () => {
+  it("with CORS_ORIGINS, ALLOWED_TO is required even with API_KEYS (a page's key is public)", () => {
+    const problems = problemsOf({ ...base, CORS_ORIGINS: "https://site.example" });
+    assert.equal(problems.length, 1);
+    assert.match(problems[0], /ALLOWED_TO/);
+    assert.match(problems[0], /CORS_ORIGINS/);
+    const config = loadConfig({
+      ...base,
+      CORS_ORIGINS: "https://site.example",
+      ALLOWED_TO: "owner@site.example",
+    });
+    assert.deepEqual(config.allowedTo, { addresses: ["owner@site.example"], domains: [] });
+  });
+
+  it("defaults: 60/1h for public callers, none for server callers, a day of idempotency", () => {
+    const config = loadConfig(base);
+    assert.deepEqual(config.rateLimit, { public: { limit: 60, windowMs: 3_600_000 } });
+    assert.equal(config.trustProxy, false);
+    assert.equal(config.idempotencyTtlMs, 86_400_000);
+    assert.equal(config.kvPath, undefined);
+    assert.equal(config.store, true);
+  });
+
+  it("RATE_LIMIT applies to every caller; off turns it off", () => {
+    const cases: [string, { limit: number; windowMs: number }][] = [
+      ["20/60s", { limit: 20, windowMs: 60_000 }],
+      ["500/1h", { limit: 500, windowMs: 3_600_000 }],
+      ["10000/1d", { limit: 10_000, windowMs: 86_400_000 }],
+      ["5/m", { limit: 5, windowMs: 60_000 }],
+    ];
+    for (const [text, limit] of cases) {
+      assert.deepEqual(loadConfig({ ...base, RATE_LIMIT: text }).rateLimit, {
+        public: limit,
+        server: limit,
+      });
+    }
+    assert.deepEqual(loadConfig({ ...base, RATE_LIMIT: "OFF" }).rateLimit, {});
+  });
+
+  it("names RATE_LIMIT, TRUST_PROXY and IDEMPOTENCY_TTL_S when their values are wrong", () => {
+    for (const text of ["60", "60/1w", "0/1h", "10/0s", "ten/1h", "1/400d"]) {
+      const problems = problemsOf({ ...base, RATE_LIMIT: text });
+      assert.equal(problems.length, 1, text);
+      assert.match(problems[0], /^RATE_LIMIT must be off or <messages>\/<window>/);
+    }
+    assert.match(problemsOf({ ...base, TRUST_PROXY: "maybe" })[0], /^TRUST_PROXY must be 1 or 0/);
+    assert.match(problemsOf({ ...base, IDEMPOTENCY_TTL_S: "0" })[0], /^IDEMPOTENCY_TTL_S must/);
+    const config = loadConfig({
+      ...base,
+      TRUST_PROXY: "1",
+      IDEMPOTENCY_TTL_S: "60",
+      KV_PATH: "/tmp/x.sqlite3",
+    });
+    assert.equal(config.trustProxy, true);
+    assert.equal(config.idempotencyTtlMs, 60_000);
+    assert.equal(config.kvPath, "/tmp/x.sqlite3");
+  });
+
+  it("without a store, a public configuration must say RATE_LIMIT=off, and says why", () => {
+    const publicEnv = { SMTP_URL: "smtp://smtp.example.com", ALLOWED_TO: "me@example.com" };
+    const refuse = (env: Record<string, string>) => {
+      try {
+        loadConfig(env, { store: false });
+      } catch (error) {
+        assert.ok(error instanceof ConfigError);
+        return error.problems;
+      }
+      assert.fail("loadConfig accepted the configuration");
+    };
+    const [problem] = refuse(publicEnv);
+    assert.match(problem, /RATE_LIMIT/);
+    assert.match(problem, /no store/);
+    assert.match(
+      refuse({ ...base, CORS_ORIGINS: "https://a.example", ALLOWED_TO: "me@a.example" })[0],
+      /RATE_LIMIT/,
+    );
+    // Asking for a limit without a store is refused too; off, or a server-only set-up, is fine.
+    assert.match(refuse({ ...base, RATE_LIMIT: "10/1h" })[0], /RATE_LIMIT is set/);
+    assert.equal(loadConfig({ ...publicEnv, RATE_LIMIT: "off" }, { store: false }).store, false);
+    assert.deepEqual(loadConfig(base, { store: false }).rateLimit.server, undefined);
   });
 });

@@ -1,0 +1,396 @@
+/**
+ * `Idempotency-Key` (contract section 3, "Idempotency") and the guard that
+ * runs after the policy and before any SMTP: rate limit and idempotency
+ * claim.
+ *
+ * A key is 1–255 visible ASCII characters, scoped to the route and the
+ * caller (a hash of the API key, or of a public caller's `Origin`). The
+ * first request claims it; its outcome is stored when something may have
+ * been delivered or never will be (`sent`, `rejected`, `unknown_outcome`),
+ * and any other outcome releases the key so a retry really retries. A
+ * request with the same key and a byte-identical body (compared by SHA-256)
+ * sends nothing and answers the stored Result(s) — JSON, or SSE `completed`
+ * events — with `Idempotent-Replayed: true`; a running one answers 409
+ * `conflict` with `Retry-After`; another body answers 422
+ * `idempotency_mismatch`. The running request renews its lease every
+ * `SMTP_TIMEOUT_MS / 2`; the lease lasts `2 × SMTP_TIMEOUT_MS`. Before the end
+ * of a message's data is written, the claim is marked: a marked claim that
+ * expires (its process died) becomes a stored `unknown_outcome`.
+ *
+ * @module
+ */
+
+import type { Context, MiddlewareHandler } from "hono";
+import type { Message } from "../message/schema.ts";
+import type { Store } from "../store/store.ts";
+import {
+  type AddressSource,
+  type Caller,
+  identifyCaller,
+  publicResult,
+  sha256Hex,
+} from "./caller.ts";
+import { type Config, CONFIG_DEFAULTS } from "./config.ts";
+import { headersForStatus, type HttpResult, problem, statusOfResult } from "./problems.ts";
+import { consumeRate, rateLimitedMessage } from "./rate_limit.ts";
+import type { Redact } from "./redact.ts";
+
+/** The request header. */
+export const IDEMPOTENCY_HEADER = "Idempotency-Key";
+/** The response header of a replay. */
+export const REPLAYED_HEADER = "Idempotent-Replayed";
+/** Longest accepted key. */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+
+const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
+const CAPTURED = "edgemail.idempotency";
+const SESSION = "edgemail.sendSession";
+
+/** What the guard needs from the app. */
+export interface GuardOptions {
+  /** The configuration (API keys, rate limits, TTL, SMTP timeout). */
+  config: Config;
+  /** The store; `undefined` on a platform without one. */
+  store?: Store;
+  /** Applied to every body. */
+  redact: Redact;
+  /** The platform's client address. */
+  address?: AddressSource;
+  /** The current time (tests). Default `Date.now`. */
+  now?: () => number;
+}
+
+/** The key and body hash of a request that sent `Idempotency-Key`. */
+interface Captured {
+  key: string;
+  bodyHash: string;
+}
+
+/**
+ * Why an `Idempotency-Key` value is refused, or `undefined` when it is fine.
+ * The message names the header and never repeats the value.
+ */
+export function idempotencyKeyProblem(value: string): string | undefined {
+  if (value.length === 0 || value.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
+    return `The ${IDEMPOTENCY_HEADER} header must have 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} ` +
+      `characters (it has ${value.length}); a random UUID is a good key.`;
+  }
+  if (!VISIBLE_ASCII.test(value)) {
+    return `The ${IDEMPOTENCY_HEADER} header may only hold visible ASCII characters, without ` +
+      "spaces or control characters; a random UUID is a good key.";
+  }
+  return undefined;
+}
+
+/**
+ * Middleware for the send routes, after the body limit and before the schema:
+ * checks an `Idempotency-Key` header (400 naming it; 501
+ * `idempotency_unavailable` without a store) and hashes the raw body bytes,
+ * which the later JSON parsing then reads from Hono's cache.
+ */
+export function captureIdempotencyKey(options: GuardOptions): MiddlewareHandler {
+  return async (c, next) => {
+    // Headers normalise surrounding whitespace; the raw value is what the client sent.
+    const value = c.req.raw.headers.get(IDEMPOTENCY_HEADER);
+    if (value === null) return await next();
+    const refused = idempotencyKeyProblem(value);
+    if (refused !== undefined) {
+      return json(
+        c,
+        options.redact,
+        problem("validation", refused, {
+          issues: [{ path: `headers.${IDEMPOTENCY_HEADER}`, message: refused }],
+        }),
+        400,
+      );
+    }
+    if (options.store === undefined) {
+      return json(
+        c,
+        options.redact,
+        problem(
+          "idempotency_unavailable",
+          `This platform has no store for ${IDEMPOTENCY_HEADER} (Supabase Edge Functions have ` +
+            "no Deno KV; on Workers, bind the EDGEMAIL_STORE Durable Object): send the request " +
+            "without it, or deploy where a store exists.",
+        ),
+        501,
+      );
+    }
+    const bodyHash = await sha256Hex(await c.req.arrayBuffer());
+    c.set(CAPTURED as never, { key: value, bodyHash } satisfies Captured as never);
+    return await next();
+  };
+}
+
+/**
+ * What the send handlers report to and ask of the guard while they send:
+ * mark a message's data as about to be written, store or release the
+ * outcome, and show results and replies the way this caller may see them.
+ */
+export interface SendSession {
+  /** The caller. */
+  readonly caller: Caller;
+  /** Headers for the final response (`RateLimit-Policy` / `RateLimit`). */
+  readonly headers: Record<string, string>;
+  /** Called when message `index` is about to have the end of its data written. */
+  written(index: number): void;
+  /** Stores the outcome (or releases the key) once every message has one. */
+  finish(results: HttpResult[]): Promise<void>;
+  /** A Result as this caller may see it. */
+  view<T extends HttpResult>(result: T): T;
+}
+
+/** The {@linkcode SendSession} of a request that passed {@linkcode guardSends}. */
+export function sendSessionOf(c: Context): SendSession | undefined {
+  return c.get(SESSION as never) as SendSession | undefined;
+}
+
+/**
+ * The guard between policy and SMTP: identifies the caller, answers a
+ * replay / 409 / 422 for a known `Idempotency-Key`, counts the messages
+ * against `RATE_LIMIT` (429, releasing the claim), and otherwise returns
+ * `undefined` with a {@linkcode SendSession} set on the context.
+ */
+export async function guardSends(
+  c: Context,
+  messages: Message[],
+  options: GuardOptions & { batch: boolean },
+): Promise<Response | undefined> {
+  const { config, store, redact } = options;
+  const now = options.now ?? Date.now;
+  const caller = await identifyCaller(c, {
+    apiKeys: config.apiKeys.length > 0,
+    trustProxy: config.trustProxy,
+    address: options.address,
+  });
+  const captured = c.get(CAPTURED as never) as Captured | undefined;
+  const tokens = messages.map((message) => message.token ?? null);
+  const token = options.batch ? null : tokens[0];
+  let claim: Claim | undefined;
+  if (captured !== undefined && store !== undefined) {
+    const key = `idem:${options.batch ? "batch" : "send"}:${caller.scope}:${captured.key}`;
+    const owner = crypto.randomUUID();
+    const leaseMs = 2 * (config.smtp.timeoutMs ?? CONFIG_DEFAULTS.timeoutMs);
+    const output = await store.run(key, "claim", {
+      owner,
+      bodyHash: captured.bodyHash,
+      tokens,
+      leaseMs,
+      ttlMs: config.idempotencyTtlMs,
+      now: now(),
+    });
+    if (output.kind === "replay") {
+      const results = output.results as HttpResult[];
+      const view = caller.kind === "public" ? results.map(publicResult) : results;
+      return replay(c, redact, view, options.batch);
+    }
+    if (output.kind === "in_flight") {
+      const seconds = Math.max(1, Math.ceil(output.retryAfterMs / 1000));
+      return json(
+        c,
+        redact,
+        problem(
+          "conflict",
+          `A request with this ${IDEMPOTENCY_HEADER} is still in progress: retry in ${seconds} s ` +
+            "to get its outcome.",
+          { token },
+        ),
+        409,
+        { "Retry-After": String(seconds) },
+      );
+    }
+    if (output.kind === "mismatch") {
+      return json(
+        c,
+        redact,
+        problem(
+          "idempotency_mismatch",
+          `This ${IDEMPOTENCY_HEADER} was used with a different body: a different request needs ` +
+            "a new key.",
+          { token },
+        ),
+        422,
+      );
+    }
+    claim = new Claim(store, key, owner, { leaseMs, now });
+  }
+  const limit = config.rateLimit[caller.kind];
+  let headers: Record<string, string> = {};
+  if (limit !== undefined && store !== undefined) {
+    let decision;
+    try {
+      decision = await consumeRate(store, caller.subject, {
+        limit,
+        count: messages.length,
+        now: now(),
+      });
+    } catch (error) {
+      await claim?.release();
+      throw error;
+    }
+    headers = decision.headers;
+    if (!decision.allowed) {
+      await claim?.release();
+      return json(
+        c,
+        redact,
+        problem(
+          "rate_limited",
+          rateLimitedMessage(limit, messages.length, decision.retryAfterS),
+          { token },
+        ),
+        429,
+        headers,
+      );
+    }
+  }
+  const session: SendSession = {
+    caller,
+    headers,
+    written: (index) => claim?.written(index),
+    finish: async (results) => {
+      if (claim === undefined) return;
+      if (isStorable(results)) await claim.complete(results);
+      else await claim.release();
+    },
+    view: (result) => caller.kind === "public" ? publicResult(result) : result,
+  };
+  c.set(SESSION as never, session as never);
+  for (const [name, value] of Object.entries(headers)) c.header(name, value);
+  return undefined;
+}
+
+/**
+ * Whether results are kept for replays: when something may have been
+ * delivered (`sent`, `unknown_outcome`) or never will be (every message
+ * `rejected`, a permanent refusal). Anything else — only temporary or
+ * local failures, cancellations — releases the key.
+ */
+export function isStorable(results: readonly HttpResult[]): boolean {
+  const delivered = results.some((result) =>
+    result.status === "sent" || result.error?.type === "unknown_outcome"
+  );
+  return delivered ||
+    (results.length > 0 && results.every((result) => result.error?.type === "rejected"));
+}
+
+/** The running claim of one request: renews its lease until finished. */
+class Claim {
+  #store: Store;
+  #key: string;
+  #owner: string;
+  #leaseMs: number;
+  #now: () => number;
+  #renewal: ReturnType<typeof setInterval>;
+  /** Store operations in order: a mark always lands before the outcome. */
+  #queue: Promise<unknown> = Promise.resolve();
+  #done = false;
+
+  constructor(
+    store: Store,
+    key: string,
+    owner: string,
+    options: { leaseMs: number; now: () => number },
+  ) {
+    this.#store = store;
+    this.#key = key;
+    this.#owner = owner;
+    this.#leaseMs = options.leaseMs;
+    this.#now = options.now;
+    this.#renewal = setInterval(() => {
+      this.#enqueue(() =>
+        this.#store.run(this.#key, "renew", {
+          owner: this.#owner,
+          leaseMs: this.#leaseMs,
+          now: this.#now(),
+        })
+      );
+    }, Math.max(50, Math.floor(this.#leaseMs / 4)));
+  }
+
+  written(index: number): void {
+    this.#enqueue(() =>
+      this.#store.run(this.#key, "markWritten", {
+        owner: this.#owner,
+        index,
+        leaseMs: this.#leaseMs,
+        now: this.#now(),
+      })
+    );
+  }
+
+  async complete(results: HttpResult[]): Promise<void> {
+    await this.#end(() =>
+      this.#store.run(this.#key, "complete", { owner: this.#owner, results, now: this.#now() })
+    );
+  }
+
+  async release(): Promise<void> {
+    await this.#end(() =>
+      this.#store.run(this.#key, "release", { owner: this.#owner, now: this.#now() })
+    );
+  }
+
+  async #end(step: () => Promise<unknown>): Promise<void> {
+    if (this.#done) return;
+    this.#done = true;
+    clearInterval(this.#renewal);
+    await this.#enqueue(step);
+  }
+
+  #enqueue(step: () => Promise<unknown>): Promise<unknown> {
+    const next = this.#queue.then(step).catch((error) => {
+      // The send goes on; a lost mark or outcome only weakens a later replay. Logged.
+      console.error(`edgemail: the idempotency store failed: ${(error as Error).message}`);
+    });
+    this.#queue = next;
+    return next;
+  }
+}
+
+/** Answers stored results in the form the request asks for. */
+function replay(c: Context, redact: Redact, results: HttpResult[], batch: boolean): Response {
+  const headers = { [REPLAYED_HEADER]: "true" };
+  if (wantsEventStream(c)) {
+    let id = 0;
+    const frame = (event: string, data: unknown) =>
+      redact(`event: ${event}\ndata: ${JSON.stringify(data)}\nid: ${++id}\n\n`);
+    let text = batch
+      ? results.map((result, index) => frame("completed", { index, ...result })).join("")
+      : frame("completed", results[0]);
+    if (batch) text += frame("done", countResults(results));
+    return c.body(text, 200, {
+      ...headers,
+      "Content-Type": "text/event-stream",
+      "Cache-Control": "no-cache",
+      "X-Accel-Buffering": "no",
+    });
+  }
+  if (batch) return json(c, redact, { results }, 200, headers);
+  const status = statusOfResult(results[0]);
+  return json(c, redact, results[0], status, { ...headersForStatus(status), ...headers });
+}
+
+function countResults(results: readonly HttpResult[]) {
+  const counts = { sent: 0, failed: 0, cancelled: 0 };
+  for (const result of results) counts[result.status]++;
+  return counts;
+}
+
+function wantsEventStream(c: Context): boolean {
+  return (c.req.header("Accept") ?? "").toLowerCase().includes("text/event-stream");
+}
+
+function json(
+  c: Context,
+  redact: Redact,
+  body: unknown,
+  status: number,
+  headers: Record<string, string> = {},
+): Response {
+  return c.newResponse(redact(JSON.stringify(body)), status as 200, {
+    ...headers,
+    "Content-Type": "application/json; charset=UTF-8",
+  });
+}
