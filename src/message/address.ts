@@ -30,6 +30,15 @@ export interface Mailbox {
 /** RFC 5321 limits, in octets. */
 const MAX_LOCAL_OCTETS = 64;
 const MAX_ADDRESS_OCTETS = 254;
+/**
+ * Longer address text is refused before any per-character work: UTF-8 never
+ * has fewer octets than UTF-16 code units, so only domain mappings that drop
+ * characters (UTS #46) could bring such text under 254 octets.
+ */
+const MAX_ADDRESS_TEXT = 1024;
+
+/** Longest display name, in characters (code points). */
+export const MAX_DISPLAY_NAME = 256;
 
 /** RFC 5322 atext, ASCII part. */
 const ATEXT_ASCII = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]$/;
@@ -54,6 +63,9 @@ function octets(text: string): number {
  */
 function checkLocalPart(local: string): boolean {
   if (local.length === 0) throw new TypeError("the address has nothing before the @");
+  if (local.length > MAX_LOCAL_OCTETS) {
+    throw new TypeError(`the local part is longer than ${MAX_LOCAL_OCTETS} octets`);
+  }
   if (local.startsWith('"')) {
     throw new TypeError(
       "quoted local parts are not accepted; use a plain address like name@example.com",
@@ -94,6 +106,9 @@ function checkLocalPart(local: string): boolean {
  */
 export function normalizeDomain(domain: string): string {
   if (domain.length === 0) throw new TypeError("the address has nothing after the @");
+  if (domain.length > MAX_ADDRESS_TEXT) {
+    throw new TypeError("the domain is longer than 253 characters");
+  }
   if (domain.startsWith("[")) {
     throw new TypeError("address literals like [192.0.2.1] are not accepted; use a domain name");
   }
@@ -127,6 +142,9 @@ export function normalizeDomain(domain: string): string {
 /** Splits and checks a bare addr-spec; returns the normalised form and the SMTPUTF8 flag. */
 function parseAddrSpec(text: string): { address: string; smtputf8: boolean } {
   if (text.length === 0) throw new TypeError("the address is empty");
+  if (text.length > MAX_ADDRESS_TEXT) {
+    throw new TypeError(`the address is longer than ${MAX_ADDRESS_OCTETS} octets`);
+  }
   if (CONTROL.test(text)) {
     throw new TypeError("the address contains a line break or another control character");
   }
@@ -166,12 +184,28 @@ export function normalizeAddress(address: string): string {
 }
 
 /**
- * Checks a display name: no line breaks, NUL or other C0 controls, and
- * well-formed Unicode. Returns it, or `undefined` when it is empty.
+ * Whether `text` has more than `max` code points, found without going
+ * through all of a long text (a UTF-16 unit count bounds the code points).
+ */
+export function hasMoreCodePoints(text: string, max: number): boolean {
+  if (text.length <= max) return false;
+  if (text.length > 2 * max) return true;
+  let count = 0;
+  for (const _ of text) if (++count > max) return true;
+  return false;
+}
+
+/**
+ * Checks a display name: at most 256 characters, no line breaks, NUL or
+ * other C0 controls, and well-formed Unicode. Returns it, or `undefined` when
+ * it is empty.
  *
- * @throws {TypeError} when the name contains a forbidden character.
+ * @throws {TypeError} when the name is too long or contains a forbidden character.
  */
 export function checkDisplayName(name: string): string | undefined {
+  if (hasMoreCodePoints(name, MAX_DISPLAY_NAME)) {
+    throw new TypeError(`the display name is longer than ${MAX_DISPLAY_NAME} characters`);
+  }
   const problem = headerTextProblem(name);
   if (problem !== undefined) throw new TypeError(`the display name ${problem}`);
   const trimmed = name.trim();
@@ -180,26 +214,31 @@ export function checkDisplayName(name: string): string | undefined {
 
 /** Unquotes a display name written as an RFC 5322 quoted-string. */
 function unquote(text: string): string {
-  let out = "";
+  const parts: string[] = [];
+  let from = 1;
   for (let i = 1; i < text.length - 1; i++) {
-    let char = text[i];
+    const char = text[i];
     if (char === "\\") {
-      i++;
-      if (i >= text.length - 1) {
+      if (i + 1 >= text.length - 1) {
         throw new TypeError("the quoted display name ends with a backslash");
       }
-      char = text[i];
+      parts.push(text.slice(from, i));
+      from = ++i;
     } else if (char === '"') {
       throw new TypeError("the display name has an unescaped quote inside quotes");
     }
-    out += char;
   }
-  return out;
+  parts.push(text.slice(from, text.length - 1));
+  return parts.join("");
 }
 
 /** Parses the part before `<`: a quoted-string or plain text. */
 function parseDisplayName(text: string): string | undefined {
   const trimmed = text.trim();
+  // A quoted name is at most twice as long as its content (escapes), plus the quotes.
+  if (trimmed.length > 4 * MAX_DISPLAY_NAME + 2) {
+    throw new TypeError(`the display name is longer than ${MAX_DISPLAY_NAME} characters`);
+  }
   if (trimmed.startsWith('"') && trimmed.endsWith('"') && trimmed.length >= 2) {
     return checkDisplayName(unquote(trimmed));
   }
@@ -240,10 +279,24 @@ export function parseMailbox(text: string): Mailbox {
   return name === undefined ? spec : { name, ...spec };
 }
 
-/** Splits a comma list at commas outside quotes and angle brackets. */
-function splitList(text: string): string[] {
-  const parts: string[] = [];
+/**
+ * Calls `onEntry(start, end)` for each entry of a comma list, split at commas
+ * outside quotes and angle brackets, in one pass and without building strings;
+ * stops early when `onEntry` returns false. Returns the number of entries seen.
+ */
+function scanList(text: string, onEntry: (start: number, end: number) => boolean): number {
+  let entries = 0;
   let start = 0;
+  // Plain lists (no quotes, no angle brackets) split at every comma: indexOf is native.
+  if (!/["<>]/.test(text)) {
+    for (;;) {
+      const comma = text.indexOf(",", start);
+      const end = comma === -1 ? text.length : comma;
+      entries++;
+      if (!onEntry(start, end) || comma === -1) return entries;
+      start = comma + 1;
+    }
+  }
   let quoted = false;
   let angle = false;
   for (let i = 0; i < text.length; i++) {
@@ -255,32 +308,81 @@ function splitList(text: string): string[] {
     else if (char === "<") angle = true;
     else if (char === ">") angle = false;
     else if (char === "," && !angle) {
-      parts.push(text.slice(start, i));
+      entries++;
+      if (!onEntry(start, i)) return entries;
       start = i + 1;
     }
   }
-  parts.push(text.slice(start));
-  return parts;
+  entries++;
+  onEntry(start, text.length);
+  return entries;
+}
+
+/** Finds the next non-whitespace character (global: searched from `lastIndex`). */
+const NOT_BLANK = /\S/g;
+
+/** Whether `text[start, end)` has a non-whitespace character. */
+function isEntry(text: string, start: number, end: number): boolean {
+  NOT_BLANK.lastIndex = start;
+  return NOT_BLANK.test(text) && NOT_BLANK.lastIndex <= end;
 }
 
 /**
- * Parses a comma-separated list of mailboxes (`"a@b, Name <c@d>"`). Blank
- * entries (a trailing comma) are skipped; an entirely blank list is an error.
+ * The number of mailboxes a comma list names (blank entries are not counted),
+ * found in one pass without parsing them; counting stops once it passes `max`.
+ *
+ * @example
+ * ```ts
+ * countAddressList("a@example.com, Name <b@example.com>,"); // 2
+ * ```
+ */
+export function countAddressList(text: string, max = Infinity): number {
+  let count = 0;
+  scanList(text, (start, end) => {
+    if (isEntry(text, start, end)) count++;
+    return count <= max;
+  });
+  return count;
+}
+
+/** Options for {@linkcode parseAddressList}. */
+export interface ParseAddressListOptions {
+  /** The most mailboxes the list may name; more throw a `RangeError` before any is parsed. */
+  max?: number;
+}
+
+/**
+ * Parses a comma-separated list of mailboxes (`"a@b, Name <c@d>"`) in linear
+ * time, without recursion. Blank entries (a trailing comma) are skipped; an
+ * entirely blank list is an error.
  *
  * @throws {TypeError} naming the 1-based entry that is invalid.
+ * @throws {RangeError} when the list names more than `options.max` mailboxes.
  */
-export function parseAddressList(text: string): Mailbox[] {
-  const entries = splitList(text);
+export function parseAddressList(text: string, options: ParseAddressListOptions = {}): Mailbox[] {
+  const { max = Infinity } = options;
+  if (max !== Infinity && countAddressList(text, max) > max) {
+    throw new RangeError(`the list has more than ${max} addresses`);
+  }
   const mailboxes: Mailbox[] = [];
-  entries.forEach((entry, index) => {
-    if (entry.trim().length === 0) return;
+  let index = 0;
+  let failure: unknown;
+  scanList(text, (start, end) => {
+    index++;
+    if (!isEntry(text, start, end)) return true;
     try {
-      mailboxes.push(parseMailbox(entry));
+      mailboxes.push(parseMailbox(text.slice(start, end)));
+      return true;
     } catch (error) {
-      if (entries.length === 1) throw error;
-      throw new TypeError(`entry ${index + 1} of the list: ${(error as Error).message}`);
+      // A list of one entry is reported without "entry 1 of the list".
+      const single = start === 0 && end === text.length;
+      failure = single
+        ? error
+        : new TypeError(`entry ${index} of the list: ${(error as Error).message}`);
+      return false;
     }
   });
+  if (failure !== undefined) throw failure;
   if (mailboxes.length === 0) throw new TypeError("the address list is empty");
   return mailboxes;
 }

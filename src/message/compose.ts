@@ -1,8 +1,9 @@
 /**
  * Turns a validated {@linkcode Message} into an RFC 5322 / MIME message and
  * its SMTP envelope. The result is lazy: attachments stay as the base64 text
- * they arrived in and are re-wrapped chunk by chunk while the message is
- * read, so a large attachment is never held twice in memory.
+ * they arrived in and are re-wrapped, in large slices, straight into one
+ * reused output buffer while the message is read, so a large attachment is
+ * never held twice in memory and is passed over once after its validation.
  *
  * MIME structure:
  * - text only: `text/plain`; html only: `text/html`; neither (and no
@@ -23,13 +24,13 @@
 import { type Mailbox, normalizeDomain } from "./address.ts";
 import {
   Base64Rewrapper,
+  type Base64Scan,
   displayNameTokens,
   encodeQuotedPrintable,
   encodeWords,
   foldHeader,
   isSevenBitText,
   joinGroups,
-  measureBase64,
   PREFERRED_LINE_LENGTH,
   rfc2047ParameterTokens,
   rfc2231Tokens,
@@ -37,7 +38,7 @@ import {
   unstructuredTokens,
   wrappedBase64Size,
 } from "./encoding.ts";
-import type { Attachment, Message } from "./schema.ts";
+import { type Attachment, base64ScanOf, type Message } from "./schema.ts";
 
 /** The SMTP envelope: `MAIL FROM` and the `RCPT TO` list. */
 export interface Envelope {
@@ -60,8 +61,11 @@ export interface ComposedMessage {
   /** The exact number of octets {@linkcode ComposedMessage.chunks} yields. */
   size: number;
   /**
-   * The message octets in chunks of at most 64 KiB, generated lazily. Each call
-   * starts again from the beginning; every chunk is a fresh buffer the caller may keep.
+   * The message octets in chunks of 64 KiB (the last one shorter), generated
+   * lazily. Each call starts again from the beginning. The chunks are views of
+   * one buffer that is reused: a chunk is valid until the next one is asked
+   * for, so copy it (as the DATA encoder does) to keep it. A message smaller
+   * than 64 KiB gets a buffer of its own size.
    */
   chunks(): Iterable<Uint8Array>;
 }
@@ -80,8 +84,8 @@ export const CHUNK_SIZE = 65536;
 /** Base64 text kept as given and re-wrapped while reading. */
 interface Base64Body {
   content: string;
-  /** Number of base64 characters once padded. */
-  chars: number;
+  /** What validation found out (the padded length, whether it is in plain form). */
+  scan: Base64Scan;
 }
 
 /** A MIME leaf: header lines (each ending in CRLF) and a body. */
@@ -191,7 +195,7 @@ function attachmentLeaf(attachment: Attachment, inline: boolean): Leaf {
   return {
     kind: "leaf",
     headers: `${type}Content-Transfer-Encoding: base64\r\n${disposition}${id}`,
-    body: { content: attachment.content, chars: measureBase64(attachment.content) },
+    body: { content: attachment.content, scan: base64ScanOf(attachment) },
   };
 }
 
@@ -263,52 +267,90 @@ function writeNode(node: MimeNode, out: Piece[], taken: string[]): void {
   out.push(`--${boundary}--`);
 }
 
-/** Merges adjacent text pieces and encodes them as UTF-8. */
-function toSegments(pieces: readonly Piece[]): (Uint8Array | Base64Body)[] {
+/**
+ * A run of output: ASCII text (written with `encodeInto`, one octet per
+ * character), the UTF-8 octets of other text (only headers with raw UTF-8
+ * addresses), or a base64 body.
+ */
+type Segment = string | Uint8Array | Base64Body;
+
+/** Matches any character outside ASCII. */
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** Merges adjacent text pieces; text with non-ASCII characters is encoded as UTF-8 now. */
+function toSegments(pieces: readonly Piece[]): Segment[] {
   const encoder = new TextEncoder();
-  const segments: (Uint8Array | Base64Body)[] = [];
+  const segments: Segment[] = [];
   let text = "";
+  const flush = () => {
+    if (text !== "") segments.push(NON_ASCII.test(text) ? encoder.encode(text) : text);
+    text = "";
+  };
   for (const piece of pieces) {
     if (typeof piece === "string") {
       text += piece;
     } else {
-      if (text !== "") segments.push(encoder.encode(text));
-      text = "";
-      if (piece.chars > 0) segments.push(piece);
+      flush();
+      if (piece.scan.chars > 0) segments.push(piece);
     }
   }
-  if (text !== "") segments.push(encoder.encode(text));
+  flush();
   return segments;
 }
 
-/** Yields the segments as chunks of exactly CHUNK_SIZE octets (the last one shorter). */
-function* emit(segments: readonly (Uint8Array | Base64Body)[]): Generator<Uint8Array> {
-  let chunk = new Uint8Array(CHUNK_SIZE);
+/** The number of octets a segment stands for, computed without producing them. */
+function segmentSize(segment: Segment): number {
+  if (typeof segment === "string" || segment instanceof Uint8Array) return segment.length;
+  return wrappedBase64Size(segment.scan.chars);
+}
+
+/**
+ * Yields the segments as chunks of exactly CHUNK_SIZE octets (the last one
+ * shorter), all views of one buffer of at most CHUNK_SIZE octets that is
+ * refilled once the consumer asks for the next chunk.
+ */
+function* emit(segments: readonly Segment[], size: number): Generator<Uint8Array> {
+  if (size === 0) return;
+  const encoder = new TextEncoder();
+  const chunk = new Uint8Array(Math.min(size, CHUNK_SIZE));
   let pos = 0;
   for (const segment of segments) {
-    if (segment instanceof Uint8Array) {
+    if (typeof segment === "string") {
+      // ASCII: encodeInto writes one octet per character, so it fills the chunk exactly.
+      let rest = segment;
+      for (;;) {
+        const { read, written } = encoder.encodeInto(rest, chunk.subarray(pos));
+        pos += written;
+        if (read === rest.length) break;
+        rest = rest.slice(read);
+        yield chunk;
+        pos = 0;
+      }
+    } else if (segment instanceof Uint8Array) {
       let offset = 0;
       while (offset < segment.length) {
-        const count = Math.min(CHUNK_SIZE - pos, segment.length - offset);
+        const count = Math.min(chunk.length - pos, segment.length - offset);
         chunk.set(segment.subarray(offset, offset + count), pos);
         pos += count;
         offset += count;
-        if (pos === CHUNK_SIZE) {
+        if (pos === chunk.length) {
           yield chunk;
-          chunk = new Uint8Array(CHUNK_SIZE);
           pos = 0;
         }
       }
     } else {
       // Base64 is re-wrapped straight into the output chunk: no intermediate copy.
-      const rewrapper = new Base64Rewrapper(segment.content);
+      const rewrapper = new Base64Rewrapper(segment.content, segment.scan);
       for (;;) {
         pos = rewrapper.writeInto(chunk, pos);
-        if (pos < CHUNK_SIZE) break;
+        if (pos < chunk.length) break;
         yield chunk;
-        chunk = new Uint8Array(CHUNK_SIZE);
         pos = 0;
       }
+    }
+    if (pos === chunk.length) {
+      yield chunk;
+      pos = 0;
     }
   }
   if (pos > 0) yield chunk.subarray(0, pos);
@@ -376,10 +418,7 @@ export function composeMessage(message: Message, options: ComposeOptions = {}): 
   // ends with its close delimiter, which needs one.
   if (tree.kind === "multipart") pieces.push("\r\n");
   const segments = toSegments(pieces);
-  const size = segments.reduce(
-    (sum, s) => sum + (s instanceof Uint8Array ? s.length : wrappedBase64Size(s.chars)),
-    0,
-  );
+  const size = segments.reduce((sum, segment) => sum + segmentSize(segment), 0);
   const headerMailboxes = [from, ...message.to, ...message.cc, ...message.replyTo];
   return {
     messageId,
@@ -387,6 +426,6 @@ export function composeMessage(message: Message, options: ComposeOptions = {}): 
     smtputf8: [...headerMailboxes, ...message.bcc].some((m) => m.smtputf8),
     eightBit: headerMailboxes.some((m) => m.smtputf8),
     size,
-    chunks: () => emit(segments),
+    chunks: () => emit(segments, size),
   };
 }

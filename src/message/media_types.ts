@@ -78,6 +78,8 @@ const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}$`);
  * `message/*`, which may not be sent base64-encoded (RFC 2046).
  */
 export function mediaTypeProblem(type: string): string | undefined {
+  // RFC 6838 names are at most 127 characters each; the pattern only sees short text.
+  if (type.length > 255) return "must be at most 255 characters";
   if (!MEDIA_TYPE.test(type)) {
     return "must be a media type like application/pdf (type/subtype, without parameters)";
   }

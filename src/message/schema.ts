@@ -10,8 +10,15 @@
  */
 
 import * as v from "valibot";
-import { checkDisplayName, type Mailbox, parseAddressList, parseMailbox } from "./address.ts";
-import { headerTextProblem, measureBase64 } from "./encoding.ts";
+import {
+  checkDisplayName,
+  countAddressList,
+  hasMoreCodePoints,
+  type Mailbox,
+  parseAddressList,
+  parseMailbox,
+} from "./address.ts";
+import { type Base64Scan, headerTextProblem, scanBase64 } from "./encoding.ts";
 import { mediaTypeForFilename, mediaTypeProblem } from "./media_types.ts";
 
 // ---------------------------------------------------------------------------
@@ -45,9 +52,9 @@ export class MessageValidationError extends TypeError {
 /** Formats one path key: `[1]`, `.name`, `["X-Campaign"]`, or `[?]` for keys unsafe to show. */
 function formatKey(key: unknown, first: boolean): string {
   if (typeof key === "number") return `[${key}]`;
-  if (typeof key !== "string") return "[?]";
+  if (typeof key !== "string" || key.length > 64) return "[?]";
   if (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key)) return first ? key : `.${key}`;
-  if (/^[\x20-\x7e]{1,64}$/.test(key) && !/["\\]/.test(key)) return `["${key}"]`;
+  if (!/[^\x20-\x7e]|["\\]/.test(key)) return `["${key}"]`;
   return "[?]";
 }
 
@@ -209,21 +216,48 @@ export interface Message {
 // ---------------------------------------------------------------------------
 // Building blocks
 
-/** Message function for strict objects: unknown key, missing key, or not an object. */
+/** Message function for strict objects: missing key, or not an object. */
 function objectMessage(what: string): (issue: v.BaseIssue<unknown>) => string {
-  return (issue) => {
-    if (issue.path === undefined) return `must be ${what}`;
-    return issue.expected === "never" ? "is not a known field" : "is required";
-  };
+  return (issue) => issue.path === undefined ? `must be ${what}` : "is required";
 }
 
-/** A string field that must be usable in a header. */
-function headerText(what: string) {
+/**
+ * An object with exactly these entries. Unlike `v.strictObject`, which stops
+ * at the first unknown key, every unknown key is reported, each at its path.
+ */
+export function exactObject<const E extends v.ObjectEntries>(
+  entries: E,
+  what: string,
+): v.ObjectWithRestSchema<E, v.NeverSchema<string>, (issue: v.BaseIssue<unknown>) => string> {
+  return v.objectWithRest(entries, v.never("is not a known field"), objectMessage(what));
+}
+
+/** Longest subject, in characters (the longest line SMTP allows, in octets). */
+export const MAX_SUBJECT = 998;
+/** Longest custom header value, in characters. */
+export const MAX_HEADER_VALUE = 4096;
+/** Most custom header fields in one message. */
+export const MAX_HEADERS = 64;
+/**
+ * Most addresses one of `to`, `cc`, `bcc`, `replyTo` may name, whatever the
+ * HTTP function's `MAX_RECIPIENTS` (SMTP servers refuse more recipients per
+ * message: Postfix's default is 1000). Longer lists are refused before any
+ * address in them is parsed.
+ */
+export const MAX_LIST_ADDRESSES = 1000;
+
+/** Why `text` is too long (checked first, before any other pass over it), or `undefined`. */
+function lengthProblem(text: string, max: number): string | undefined {
+  return hasMoreCodePoints(text, max) ? `must be at most ${max} characters` : undefined;
+}
+
+/** A string field that must be usable in a header, at most `max` characters long. */
+function headerText(what: string, max: number) {
   return v.pipe(
     v.string(`must be ${what}`),
     v.rawCheck<string>(({ dataset, addIssue }) => {
       if (!dataset.typed) return;
-      const problem = headerTextProblem(dataset.value);
+      const problem = lengthProblem(dataset.value, max) ?? headerTextProblem(dataset.value);
       if (problem !== undefined) addIssue({ message: problem });
     }),
   );
@@ -241,7 +275,7 @@ function bodyText(what: string) {
 }
 
 /** The address object form; `smtputf8` is accepted (and recomputed) so that a parsed Message is valid input. */
-const AddressObjectShape = v.strictObject(
+const AddressObjectShape = exactObject(
   {
     name: v.optional(v.string("must be a string")),
     address: v.string("must be a string"),
@@ -252,7 +286,7 @@ const AddressObjectShape = v.strictObject(
       ),
     ),
   },
-  objectMessage("an object { name?, address }"),
+  "an object { name?, address }",
 );
 
 /** The accepted shapes of one address: a string or an object. */
@@ -284,7 +318,7 @@ function toMailboxes(
     addIssue(at.length > 0 ? { message, path: at as [v.IssuePathItem] } : { message });
   if (typeof input === "string") {
     try {
-      const mailboxes = parseAddressList(input);
+      const mailboxes = parseAddressList(input, { max: MAX_LIST_ADDRESSES });
       if (!list && mailboxes.length > 1) {
         report("must be a single address, not a list", path);
         return undefined;
@@ -343,14 +377,19 @@ export const AddressListSchema: v.GenericSchema<AddressListInput, Mailbox[]> = v
   v.rawTransform(({ dataset, addIssue, NEVER }) => {
     const single = !Array.isArray(dataset.value);
     const inputs = Array.isArray(dataset.value) ? dataset.value : [dataset.value];
+    // Counted before anything is parsed, so a huge list costs one scan.
+    if (countAddresses(inputs, MAX_LIST_ADDRESSES) > MAX_LIST_ADDRESSES) {
+      addIssue({ message: `must not name more than ${MAX_LIST_ADDRESSES} addresses` });
+      return NEVER;
+    }
     const out: Mailbox[] = [];
     let ok = true;
-    inputs.forEach((input, index) => {
+    for (const [index, input] of inputs.entries()) {
       const path = single ? [] : [pathItem(inputs, index, input)];
       const mailboxes = toMailboxes(input, true, addIssue, path);
       if (mailboxes === undefined) ok = false;
-      else out.push(...mailboxes);
-    });
+      else for (const mailbox of mailboxes) out.push(mailbox);
+    }
     return ok ? out : NEVER;
   }),
 );
@@ -396,7 +435,7 @@ const MAX_HEADER_WORD = 900;
 
 /** Why `name` cannot be a custom header name, or `undefined`. */
 function headerNameProblem(name: string): string | undefined {
-  if (!/^[\x21-\x39\x3b-\x7e]+$/.test(name) || name.length > MAX_HEADER_NAME) {
+  if (name.length > MAX_HEADER_NAME || name.length === 0 || /[^\x21-\x39\x3b-\x7e]/.test(name)) {
     return `is not a valid header name (printable ASCII without spaces or ':', at most ${MAX_HEADER_NAME} characters)`;
   }
   const lower = name.toLowerCase();
@@ -411,32 +450,40 @@ function headerNameProblem(name: string): string | undefined {
 
 /** Why `value` cannot be a custom header value, or `undefined`. */
 function headerValueProblem(value: string): string | undefined {
-  const problem = headerTextProblem(value);
+  const problem = lengthProblem(value, MAX_HEADER_VALUE) ?? headerTextProblem(value);
   if (problem !== undefined) return problem;
-  if (/^\p{ASCII}*$/u.test(value) && value.split(/[ \t]/).some((w) => w.length > MAX_HEADER_WORD)) {
+  if (
+    !/[^\p{ASCII}]/u.test(value) && value.split(/[ \t]/).some((w) => w.length > MAX_HEADER_WORD)
+  ) {
     return `has more than ${MAX_HEADER_WORD} characters without a space, so it cannot be folded`;
   }
   return undefined;
 }
 
-const HeadersSchema = v.record(
-  v.pipe(
-    v.string(),
-    v.rawCheck<string>(({ dataset, addIssue }) => {
-      if (!dataset.typed) return;
-      const problem = headerNameProblem(dataset.value);
-      if (problem !== undefined) addIssue({ message: problem });
-    }),
+const HeadersSchema = v.pipe(
+  v.record(
+    v.pipe(
+      v.string(),
+      v.rawCheck<string>(({ dataset, addIssue }) => {
+        if (!dataset.typed) return;
+        const problem = headerNameProblem(dataset.value);
+        if (problem !== undefined) addIssue({ message: problem });
+      }),
+    ),
+    v.pipe(
+      v.string("must be a string"),
+      v.rawCheck<string>(({ dataset, addIssue }) => {
+        if (!dataset.typed) return;
+        const problem = headerValueProblem(dataset.value);
+        if (problem !== undefined) addIssue({ message: problem });
+      }),
+    ),
+    "must be an object of header names to string values",
   ),
-  v.pipe(
-    v.string("must be a string"),
-    v.rawCheck<string>(({ dataset, addIssue }) => {
-      if (!dataset.typed) return;
-      const problem = headerValueProblem(dataset.value);
-      if (problem !== undefined) addIssue({ message: problem });
-    }),
+  v.check(
+    (headers) => Object.keys(headers).length <= MAX_HEADERS,
+    `must have at most ${MAX_HEADERS} header fields`,
   ),
-  "must be an object of header names to string values",
 );
 
 // ---------------------------------------------------------------------------
@@ -448,23 +495,38 @@ const MAX_FILENAME = 255;
 const CONTENT_ID =
   /^[A-Za-z0-9_+=-]+(?:\.[A-Za-z0-9_+=-]+)*(?:@[A-Za-z0-9_+=-]+(?:\.[A-Za-z0-9_+=-]+)*)?$/;
 
+/**
+ * What the validation of each attachment's content found (its padded length,
+ * its form), so that the composer re-wraps it without scanning it again.
+ */
+const base64Scans = new WeakMap<Attachment, Base64Scan>();
+/** The scan of the content just validated, until its attachment object is built. */
+let lastScan: { content: string; scan: Base64Scan } | undefined;
+
+/**
+ * The base64 scan of a validated attachment's content: the one made during
+ * validation when the attachment came from {@linkcode parseMessage} or
+ * {@linkcode MessageSchema}, else a new one.
+ *
+ * @throws {TypeError} when the content is not valid base64.
+ */
+export function base64ScanOf(attachment: Attachment): Base64Scan {
+  return base64Scans.get(attachment) ?? scanBase64(attachment.content);
+}
+
 const AttachmentSchema = v.pipe(
-  v.strictObject(
+  exactObject(
     {
       filename: v.pipe(
-        headerText("a string"),
+        headerText("a string", MAX_FILENAME),
         v.check((name: string) => name.trim().length > 0, "must not be empty"),
-        v.check(
-          (name: string) => [...name].length <= MAX_FILENAME,
-          `must be at most ${MAX_FILENAME} characters`,
-        ),
       ),
       content: v.pipe(
         v.string("must be a base64 string"),
         v.rawCheck<string>(({ dataset, addIssue }) => {
           if (!dataset.typed) return;
           try {
-            measureBase64(dataset.value);
+            lastScan = { content: dataset.value, scan: scanBase64(dataset.value) };
           } catch (error) {
             addIssue({ message: (error as Error).message });
           }
@@ -483,23 +545,33 @@ const AttachmentSchema = v.pipe(
       contentId: v.optional(
         v.pipe(
           v.string("must be a string"),
-          v.regex(
-            CONTENT_ID,
-            "must be a token of letters, digits and . _ - + = (optionally one @), without spaces or < >",
-          ),
-          v.maxLength(200, "must be at most 200 characters"),
+          v.rawCheck<string>(({ dataset, addIssue }) => {
+            if (!dataset.typed) return;
+            // The length first: the pattern only ever sees short text.
+            if (dataset.value.length > 200) {
+              addIssue({ message: "must be at most 200 characters" });
+            } else if (!CONTENT_ID.test(dataset.value)) {
+              addIssue({
+                message:
+                  "must be a token of letters, digits and . _ - + = (optionally one @), without spaces or < >",
+              });
+            }
+          }),
         ),
       ),
     },
-    objectMessage("an object { filename, content, contentType?, contentId? }"),
+    "an object { filename, content, contentType?, contentId? }",
   ),
   v.transform((attachment): Attachment => {
     const contentType = attachment.contentType?.toLowerCase() ??
       mediaTypeForFilename(attachment.filename);
     const { filename, content, contentId } = attachment;
-    return contentId === undefined
+    const out: Attachment = contentId === undefined
       ? { filename, content, contentType }
       : { filename, content, contentType, contentId };
+    if (lastScan?.content === content) base64Scans.set(out, lastScan.scan);
+    lastScan = undefined;
+    return out;
   }),
 );
 
@@ -508,7 +580,7 @@ const AttachmentSchema = v.pipe(
 
 const NOTIFY = ["success", "failure", "delay", "never"] as const;
 
-const DsnSchema = v.strictObject(
+const DsnSchema = exactObject(
   {
     notify: v.optional(
       v.pipe(
@@ -529,7 +601,7 @@ const DsnSchema = v.strictObject(
       ),
     ),
   },
-  objectMessage("an object { notify?, return?, envelopeId? }"),
+  "an object { notify?, return?, envelopeId? }",
 );
 
 // ---------------------------------------------------------------------------
@@ -543,14 +615,14 @@ const DsnSchema = v.strictObject(
  * here (a default sender may apply, see {@linkcode parseMessage}).
  */
 export const MessageSchema: v.GenericSchema<MessageInput, Message> = v.pipe(
-  v.strictObject(
+  exactObject(
     {
       from: v.optional(AddressSchema),
       to: v.optional(AddressListSchema, () => []),
       cc: v.optional(AddressListSchema, () => []),
       bcc: v.optional(AddressListSchema, () => []),
       replyTo: v.optional(AddressListSchema, () => []),
-      subject: v.optional(headerText("a string")),
+      subject: v.optional(headerText("a string", MAX_SUBJECT)),
       text: v.optional(bodyText("a string")),
       html: v.optional(bodyText("a string")),
       attachments: v.optional(
@@ -562,7 +634,7 @@ export const MessageSchema: v.GenericSchema<MessageInput, Message> = v.pipe(
       allowPartial: v.optional(v.boolean("must be true or false"), false),
       token: v.optional(v.union([v.string(), v.number()], "must be a string or a number")),
     },
-    objectMessage("a JSON object"),
+    "a JSON object",
   ),
   v.forward(
     v.partialCheck(
@@ -572,7 +644,86 @@ export const MessageSchema: v.GenericSchema<MessageInput, Message> = v.pipe(
     ),
     ["to"],
   ),
-);
+  v.partialCheck(
+    [["subject"], ["text"], ["html"], ["attachments"]],
+    (message) =>
+      !!message.subject || !!message.text || !!message.html || message.attachments.length > 0,
+    "is empty: give at least one of subject, text, html or attachments",
+  ),
+) as v.GenericSchema<MessageInput, Message>;
+
+/**
+ * The number of addresses in `to`, `cc` and `bcc` of a message as a caller
+ * wrote it (before validation), counted in one scan without parsing any:
+ * comma lists count their entries, objects one each. Counting stops once it
+ * passes `max`. Anything that is not an address counts one (validation will
+ * refuse it).
+ */
+export function countRecipients(input: unknown, max = Infinity): number {
+  if (typeof input !== "object" || input === null) return 0;
+  const fields = input as Record<string, unknown>;
+  let count = 0;
+  for (const name of ["to", "cc", "bcc"]) {
+    const value = fields[name];
+    if (value === undefined) continue;
+    count += countAddresses(Array.isArray(value) ? value : [value], max - count);
+    if (count > max) break;
+  }
+  return count;
+}
+
+/** The number of addresses in the inputs of one list field (see {@linkcode countRecipients}). */
+function countAddresses(inputs: readonly unknown[], max: number): number {
+  let count = 0;
+  for (const input of inputs) {
+    count += typeof input === "string" ? countAddressList(input, max - count) : 1;
+    if (count > max) break;
+  }
+  return count;
+}
+
+// ---------------------------------------------------------------------------
+// Validating once
+
+declare const validatedBrand: unique symbol;
+
+/**
+ * A {@linkcode Message} that {@linkcode parseMessage} (or
+ * {@linkcode safeParseMessage}) produced: validated, normalised and frozen,
+ * so it can be handed on (HTTP layer → policy → SMTP client) and sent without
+ * being parsed again. Check a value with {@linkcode isValidatedMessage}.
+ */
+export type ValidatedMessage = Message & { readonly [validatedBrand]: true };
+
+/** The messages this module validated (frozen, so they are still valid). */
+const validatedMessages = new WeakSet<object>();
+
+/**
+ * Whether `value` is a message {@linkcode parseMessage} returned: then it is
+ * valid and frozen, and may be sent as it is. A copy (`{ ...message }`) is not.
+ */
+export function isValidatedMessage(value: unknown): value is ValidatedMessage {
+  return typeof value === "object" && value !== null && validatedMessages.has(value);
+}
+
+/** Freezes a parsed message and everything in it, then marks it validated. */
+function seal(message: Message): ValidatedMessage {
+  for (const list of [message.to, message.cc, message.bcc, message.replyTo]) {
+    for (const mailbox of list) Object.freeze(mailbox);
+    Object.freeze(list);
+  }
+  if (message.from !== undefined) Object.freeze(message.from);
+  for (const attachment of message.attachments) Object.freeze(attachment);
+  Object.freeze(message.attachments);
+  Object.freeze(message.headers);
+  if (message.dsn !== undefined) {
+    if (message.dsn.notify !== undefined) Object.freeze(message.dsn.notify);
+    Object.freeze(message.dsn);
+  }
+  Object.freeze(message);
+  validatedMessages.add(message);
+  return message as ValidatedMessage;
+}
 
 /** Options for {@linkcode parseMessage}. */
 export interface ParseMessageOptions {
@@ -580,15 +731,21 @@ export interface ParseMessageOptions {
   defaultFrom?: string;
 }
 
+/** What {@linkcode safeParseMessage} returns. */
+export type ParseMessageResult =
+  | { success: true; message: ValidatedMessage }
+  | { success: false; issues: ValidationIssue[] };
+
 /**
- * Validates a message and returns a normalised snapshot of it that shares
- * nothing mutable with `input`, so later changes by the caller have no effect.
- * `from` falls back to `options.defaultFrom`; one of them is required.
+ * {@linkcode parseMessage} without the throw for invalid input: the message,
+ * or every problem with its path (what the HTTP layer answers with a 400).
  *
- * @throws {MessageValidationError} listing every problem by path, never the values.
  * @throws {TypeError} when `options.defaultFrom` itself is not a valid address.
  */
-export function parseMessage(input: unknown, options: ParseMessageOptions = {}): Message {
+export function safeParseMessage(
+  input: unknown,
+  options: ParseMessageOptions = {},
+): ParseMessageResult {
   let defaultFrom: Mailbox | undefined;
   if (options.defaultFrom !== undefined) {
     try {
@@ -606,7 +763,31 @@ export function parseMessage(input: unknown, options: ParseMessageOptions = {}):
   if (!hasFrom && defaultFrom === undefined && typeof input === "object" && input !== null) {
     issues.unshift({ path: "from", message: "is required (no default sender is configured)" });
   }
-  if (!result.success || issues.length > 0) throw new MessageValidationError(issues);
+  if (!result.success || issues.length > 0) return { success: false, issues };
   const message = result.output;
-  return message.from === undefined ? { ...message, from: { ...defaultFrom! } } : message;
+  return {
+    success: true,
+    message: seal(message.from === undefined ? { ...message, from: { ...defaultFrom! } } : message),
+  };
+}
+
+/**
+ * Validates a message and returns a normalised, frozen snapshot of it that
+ * shares nothing mutable with `input`, so later changes by the caller have no
+ * effect; the result is a {@linkcode ValidatedMessage}, which can be sent
+ * without validating again. `from` falls back to `options.defaultFrom`; one of
+ * them is required.
+ *
+ * @example
+ * ```ts
+ * const message = parseMessage({ from: "a@example.com", to: "b@example.org", text: "Hi" });
+ * isValidatedMessage(message); // true
+ * ```
+ * @throws {MessageValidationError} listing every problem by path, never the values.
+ * @throws {TypeError} when `options.defaultFrom` itself is not a valid address.
+ */
+export function parseMessage(input: unknown, options: ParseMessageOptions = {}): ValidatedMessage {
+  const result = safeParseMessage(input, options);
+  if (!result.success) throw new MessageValidationError(result.issues);
+  return result.message;
 }

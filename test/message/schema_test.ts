@@ -9,7 +9,7 @@ import {
   toValidationIssues,
 } from "../../src/message/schema.ts";
 
-const base = { from: "ann@example.com", to: "bob@example.com" };
+const base = { from: "ann@example.com", to: "bob@example.com", text: "Hello" };
 
 /** Parses `input` expecting failure; returns the error. */
 function refuse(input: unknown, options?: { defaultFrom?: string }): MessageValidationError {
@@ -31,6 +31,7 @@ describe("parseMessage: accepted input", () => {
       cc: "Dan <dan@example.net>, eve@example.org",
       bcc: { address: "fay@example.com" },
       replyTo: "replies@example.com",
+      text: "Hello",
     });
     assert.deepEqual(message.from, { name: "Ann", address: "ann@example.com", smtputf8: false });
     assert.deepEqual(message.to, [
@@ -67,7 +68,10 @@ describe("parseMessage: accepted input", () => {
   });
 
   it("accepts bcc alone as the only recipient", () => {
-    assert.equal(parseMessage({ from: "a@example.com", bcc: "b@example.com" }).bcc.length, 1);
+    assert.equal(
+      parseMessage({ from: "a@example.com", bcc: "b@example.com", text: "t" }).bcc.length,
+      1,
+    );
   });
 
   it("keeps subject, bodies, dsn, token and allowPartial", () => {
@@ -132,7 +136,7 @@ describe("parseMessage: accepted input", () => {
 
   it("uses defaultFrom when from is missing, and from when given", () => {
     const options = { defaultFrom: "App <app@example.com>" };
-    assert.deepEqual(parseMessage({ to: "b@example.com" }, options).from, {
+    assert.deepEqual(parseMessage({ to: "b@example.com", text: "t" }, options).from, {
       name: "App",
       address: "app@example.com",
       smtputf8: false,
