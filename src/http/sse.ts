@@ -1,7 +1,7 @@
 /**
  * The server-sent event stream of a send: events with increasing ids, written
  * in order even when produced synchronously (`onStatus`), `: keepalive`
- * comments while waiting, and every frame passed through the redactor.
+ * comments while waiting, and every string in the data passed through the redactor.
  *
  * @module
  */
@@ -43,9 +43,13 @@ export class EventStream {
   /** Queues an event whose data is `data` as JSON; resolves once it is written. */
   emit(event: string, data: unknown): Promise<void> {
     const id = this.#nextId++;
-    // One data line: JSON.stringify never produces a line break.
-    const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\nid: ${id}\n\n`;
-    return this.#enqueue(this.#redact(frame));
+    // One data line: JSON.stringify never produces a line break. Each string is redacted, not
+    // the frame: a secret that spells an event name or a piece of the JSON must not change either.
+    const json = JSON.stringify(
+      data,
+      (_key, value) => typeof value === "string" ? this.#redact(value) : value,
+    );
+    return this.#enqueue(`event: ${event}\ndata: ${json}\nid: ${id}\n\n`);
   }
 
   /** Stops the keepalive comments and waits for queued frames. */
