@@ -23,12 +23,15 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { Message } from "../message/schema.ts";
 import type { Store } from "../store/store.ts";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
+import type { ReplySummary } from "../smtp/result.ts";
 import {
   type AddressSource,
   type Caller,
   identifyCaller,
+  publicReply,
   publicResult,
-  sha256Hex,
 } from "./caller.ts";
 import { type Config, CONFIG_DEFAULTS } from "./config.ts";
 import { headersForStatus, type HttpResult, problem, statusOfResult } from "./problems.ts";
@@ -60,10 +63,11 @@ export interface GuardOptions {
   now?: () => number;
 }
 
-/** The key and body hash of a request that sent `Idempotency-Key`. */
+/** The key of a request that sent `Idempotency-Key`, and the hash of its body once read. */
 interface Captured {
   key: string;
-  bodyHash: string;
+  /** SHA-256 (hex) of the body bytes; `undefined` until the body has been read to its end. */
+  bodyHash(): string | undefined;
 }
 
 /**
@@ -83,10 +87,10 @@ export function idempotencyKeyProblem(value: string): string | undefined {
 }
 
 /**
- * Middleware for the send routes, after the body limit and before the schema:
- * checks an `Idempotency-Key` header (400 naming it; 501
- * `idempotency_unavailable` without a store) and hashes the raw body bytes,
- * which the later JSON parsing then reads from Hono's cache.
+ * Middleware for the send routes, before the body is read: checks an
+ * `Idempotency-Key` header (400 naming it; 501 `idempotency_unavailable`
+ * without a store) and passes the body through a SHA-256 as the body reader
+ * consumes it, so the exact bytes are compared without keeping a copy.
  */
 export function captureIdempotencyKey(options: GuardOptions): MiddlewareHandler {
   return async (c, next) => {
@@ -117,10 +121,38 @@ export function captureIdempotencyKey(options: GuardOptions): MiddlewareHandler 
         501,
       );
     }
-    const bodyHash = await sha256Hex(await c.req.arrayBuffer());
-    c.set(CAPTURED as never, { key: value, bodyHash } satisfies Captured as never);
+    c.set(CAPTURED as never, { key: value, bodyHash: hashBody(c) } satisfies Captured as never);
     return await next();
   };
+}
+
+/**
+ * Replaces the request's body with the same bytes passing through a SHA-256
+ * (as Hono's `bodyLimit` replaces it with a counting stream); the returned
+ * function gives the digest once the stream has ended.
+ */
+function hashBody(c: Context): () => string | undefined {
+  const original = c.req.raw;
+  const hash = sha256.create();
+  let digest: string | undefined;
+  if (original.body === null) {
+    digest = bytesToHex(hash.digest());
+    return () => digest;
+  }
+  const hashing = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      hash.update(chunk);
+      controller.enqueue(chunk);
+    },
+    flush() {
+      digest = bytesToHex(hash.digest());
+    },
+  });
+  c.req.raw = new Request(original, {
+    body: original.body.pipeThrough(hashing),
+    duplex: "half",
+  } as RequestInit);
+  return () => digest;
 }
 
 /**
@@ -137,8 +169,10 @@ export interface SendSession {
   written(index: number): void;
   /** Stores the outcome (or releases the key) once every message has one. */
   finish(results: HttpResult[]): Promise<void>;
-  /** A Result as this caller may see it. */
+  /** A Result as this caller may see it (for a public caller, the detail goes to the log). */
   view<T extends HttpResult>(result: T): T;
+  /** A status event's reply as this caller may see it. */
+  viewReply(reply: ReplySummary): ReplySummary;
 }
 
 /** The {@linkcode SendSession} of a request that passed {@linkcode guardSends}. */
@@ -165,6 +199,11 @@ export async function guardSends(
     address: options.address,
   });
   const captured = c.get(CAPTURED as never) as Captured | undefined;
+  const bodyHash = captured?.bodyHash();
+  if (captured !== undefined && bodyHash === undefined) {
+    // The schema has read the whole body by now; not having its hash is a bug.
+    throw new Error("The request body was not read to its end before the idempotency check.");
+  }
   const tokens = messages.map((message) => message.token ?? null);
   const token = options.batch ? null : tokens[0];
   let claim: Claim | undefined;
@@ -174,7 +213,7 @@ export async function guardSends(
     const leaseMs = 2 * (config.smtp.timeoutMs ?? CONFIG_DEFAULTS.timeoutMs);
     const output = await store.run(key, "claim", {
       owner,
-      bodyHash: captured.bodyHash,
+      bodyHash: bodyHash!,
       tokens,
       leaseMs,
       ttlMs: config.idempotencyTtlMs,
@@ -254,7 +293,12 @@ export async function guardSends(
       if (isStorable(results)) await claim.complete(results);
       else await claim.release();
     },
-    view: (result) => caller.kind === "public" ? publicResult(result) : result,
+    view: (result) => {
+      if (caller.kind === "server") return result;
+      if (result.error !== undefined) logPublicDetail(c, redact, result);
+      return publicResult(result);
+    },
+    viewReply: (reply) => caller.kind === "public" ? publicReply(reply) : reply,
   };
   c.set(SESSION as never, session as never);
   for (const [name, value] of Object.entries(headers)) c.header(name, value);
@@ -347,6 +391,19 @@ class Claim {
     this.#queue = next;
     return next;
   }
+}
+
+/** What a public caller is not told goes to the log, redacted. */
+function logPublicDetail(c: Context, redact: Redact, result: HttpResult): void {
+  const id = (c.get("requestId" as never) as string | undefined) ?? "-";
+  const error = result.error!;
+  const rejected = result.rejected.map((r) => `${r.address}: ${r.code} ${r.message}`).join("; ");
+  console.info(redact(
+    `edgemail: request ${id}: public caller told ${error.type}` +
+      `${error.phase === undefined ? "" : ` (${error.phase})`}; detail: ${error.message}` +
+      `${result.response === undefined ? "" : `; reply: ${result.response}`}` +
+      `${rejected === "" ? "" : `; refused: ${rejected}`}`,
+  ));
 }
 
 /** Answers stored results in the form the request asks for. */
