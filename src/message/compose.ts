@@ -30,6 +30,7 @@ import {
   encodeWords,
   foldHeader,
   isSevenBitText,
+  isSpacedWords,
   joinGroups,
   PREFERRED_LINE_LENGTH,
   rfc2047ParameterTokens,
@@ -152,7 +153,7 @@ function customValueTokens(name: string, value: string): string[] {
   // (structured headers such as List-Unsubscribe must). Anything else (tabs,
   // runs of spaces, non-ASCII) becomes encoded-words, which fold anywhere and
   // keep every character.
-  if (/^(?:[\x21-\x7e]+(?: [\x21-\x7e]+)*)?$/.test(value)) return value.split(" ");
+  if (value === "" || isSpacedWords(value)) return value.split(" ");
   return encodeWords(value, { firstLength: PREFERRED_LINE_LENGTH - name.length - 2 });
 }
 
@@ -275,7 +276,7 @@ function writeNode(node: MimeNode, out: Piece[], taken: string[]): void {
 type Segment = string | Uint8Array | Base64Body;
 
 /** Matches any character outside ASCII. */
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[^\p{ASCII}]/u;
 
 /** Merges adjacent text pieces; text with non-ASCII characters is encoded as UTF-8 now. */
 function toSegments(pieces: readonly Piece[]): Segment[] {

@@ -40,6 +40,19 @@ export function headerTextProblem(text: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether `text` is words separated by single spaces, with no space at
+ * either end; `notWord` matches a character that is neither a word character
+ * nor a space (default: anything but printable ASCII). Checked with character
+ * searches, never a backtracking pattern.
+ */
+export function isSpacedWords(text: string, notWord: RegExp = NOT_PRINTABLE_OR_SPACE): boolean {
+  return text.length > 0 && !notWord.test(text) && !text.includes("  ") &&
+    text[0] !== " " && text[text.length - 1] !== " ";
+}
+/** A character that is neither printable ASCII nor a space. */
+const NOT_PRINTABLE_OR_SPACE = /[^\x20-\x7e]/;
+
 /** Converts every line end (CRLF, lone CR, lone LF) to CRLF. */
 export function toCrlf(text: string): string {
   return text.replace(/\r\n|\r|\n/g, "\r\n");
@@ -51,7 +64,7 @@ export function toCrlf(text: string): string {
  * transports may strip).
  */
 export function isSevenBitText(text: string): boolean {
-  if (!/^[\x20-\x7e\t\r\n]*$/.test(text)) return false;
+  if (/[^\x20-\x7e\t\r\n]/.test(text)) return false;
   return text.split(/\r\n|\r|\n/).every((line) =>
     line.length <= PREFERRED_LINE_LENGTH && !/[ \t]$/.test(line)
   );
@@ -428,7 +441,7 @@ export function encodeWords(text: string, options: EncodeWordsOptions = {}): str
  * Anything else is sent as encoded-words so that parsers recover it exactly.
  */
 export function isPlainHeaderText(text: string): boolean {
-  return /^[\x21-\x7e]+(?: [\x21-\x7e]+)*$/.test(text) && !text.includes("=?") &&
+  return isSpacedWords(text) && !text.includes("=?") &&
     text.split(" ").every((word) => word.length <= PREFERRED_LINE_LENGTH - 2);
 }
 
@@ -450,10 +463,10 @@ const NAME_WORD_LENGTH = 66;
  * printable ASCII as a quoted-string, anything else as encoded-words.
  */
 export function displayNameTokens(name: string): string[] {
-  if (/^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/.test(name)) {
+  if (isSpacedWords(name, /[^A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]/)) {
     if (!name.includes("=?") && name.length <= 60) return name.split(" ");
   }
-  if (/^[\x20-\x7e]*$/.test(name) && !name.includes("=?") && name.length <= 60) {
+  if (!NOT_PRINTABLE_OR_SPACE.test(name) && !name.includes("=?") && name.length <= 60) {
     return [`"${name.replace(/[\\"]/g, "\\$&")}"`];
   }
   // Short enough that the first word fits after the longest address header name ("Reply-To: ").
@@ -470,7 +483,7 @@ const PLAIN_PARAMETER_LENGTH = 60;
 
 /** Whether a parameter value can be sent as a plain quoted-string. */
 function isPlainParameter(value: string): boolean {
-  return /^[\x20-\x7e]*$/.test(value) && !value.includes("=?") &&
+  return !NOT_PRINTABLE_OR_SPACE.test(value) && !value.includes("=?") &&
     value.length <= PLAIN_PARAMETER_LENGTH;
 }
 

@@ -6,6 +6,10 @@
  * Line ends are found 4 bytes at a time and the bytes between edits are
  * copied in bulk into fixed-size output buffers, so a large message is never
  * concatenated or copied as a whole (about 3 ms for 10 MiB of 78-byte lines).
+ * The first buffer starts at 4 KiB and grows, so small messages stay small;
+ * with `reuseBuffers`, three buffers take turns, so a message of any size costs
+ * at most three buffers instead of a fresh one per chunk (whose garbage V8 may
+ * let pile up to tens of megabytes before collecting it).
  *
  * @module
  */
@@ -86,12 +90,21 @@ export interface EncodeDataOptions {
    * content does not end with one; empty content gives just `.CRLF`.
    */
   terminate?: boolean;
+  /**
+   * Reuse the output buffers (default `false`: every chunk is a fresh buffer
+   * the caller may keep). Three buffers take turns: a yielded chunk stays
+   * valid until the encoder is resumed after yielding the next one. A caller
+   * that writes each chunk before asking for the one after next (such as a
+   * loop that looks one chunk ahead to find the last) never sees a chunk change.
+   */
+  reuseBuffers?: boolean;
 }
 
 /**
  * A push-style DATA encoder: feed chunks to {@linkcode DataEncoder.write},
  * then call {@linkcode DataEncoder.end}; both yield the output chunks that are
- * ready. Every yielded chunk is a fresh buffer the caller may keep.
+ * ready. Every yielded chunk is a fresh buffer the caller may keep, unless
+ * `reuseBuffers` is set (see {@linkcode EncodeDataOptions.reuseBuffers}).
  *
  * @example
  * ```ts
@@ -104,6 +117,9 @@ export class DataEncoder {
   readonly #chunkSize: number;
   readonly #dotStuff: boolean;
   readonly #terminate: boolean;
+  readonly #reuse: boolean;
+  /** The last full-size buffers flushed, oldest first (reuseBuffers). */
+  #recent: Uint8Array[] = [];
   #buffer: Uint8Array;
   /** How many bytes `#buffer` holds before it must grow or be flushed (its size less room). */
   #limit: number;
@@ -117,7 +133,12 @@ export class DataEncoder {
 
   /** Creates an encoder; throws `RangeError` on a bad option. */
   constructor(options: EncodeDataOptions = {}) {
-    const { chunkSize = DEFAULT_CHUNK_SIZE, dotStuff = true, terminate = true } = options;
+    const {
+      chunkSize = DEFAULT_CHUNK_SIZE,
+      dotStuff = true,
+      terminate = true,
+      reuseBuffers = false,
+    } = options;
     if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) {
       throw new RangeError("options.chunkSize must be a positive integer number of bytes");
     }
@@ -129,6 +150,8 @@ export class DataEncoder {
     this.#chunkSize = chunkSize;
     this.#dotStuff = dotStuff;
     this.#terminate = terminate;
+    // Below 4 bytes a window can fill more than one buffer (see write()): fresh buffers then.
+    this.#reuse = reuseBuffers && chunkSize >= 4;
     this.#limit = Math.min(chunkSize, FIRST_BUFFER_SIZE);
     this.#buffer = new Uint8Array(this.#limit + TERMINATOR_ROOM);
   }
@@ -139,8 +162,10 @@ export class DataEncoder {
     if (!(chunk instanceof Uint8Array)) {
       throw new TypeError("DataEncoder.write() needs a Uint8Array chunk");
     }
-    // Work in windows of chunkSize so a huge input chunk is never held twice.
-    const window = this.#chunkSize;
+    // Work in windows of chunkSize so a huge input chunk is never held twice. With
+    // reused buffers, a quarter: a window at most doubles (CR/LF → CRLF, "." → ".."),
+    // so it fills at most one buffer, which is yielded before the next window.
+    const window = this.#reuse ? Math.max(1, this.#chunkSize >> 2) : this.#chunkSize;
     for (let start = 0; start < chunk.length; start += window) {
       this.#encode(
         start === 0 && chunk.length <= window ? chunk : chunk.subarray(start, start + window),
@@ -248,12 +273,22 @@ export class DataEncoder {
     }
   }
 
-  /** Moves the current buffer to the ready list and starts a new, full-size one. */
+  /** Moves the current buffer to the ready list and starts a full-size one (new or the spare). */
   #flush(): void {
-    this.#ready.push(this.#buffer.subarray(0, this.#length));
+    const full = this.#buffer;
+    this.#ready.push(full.subarray(0, this.#length));
     this.#limit = this.#chunkSize;
-    this.#buffer = new Uint8Array(this.#limit + TERMINATOR_ROOM);
     this.#length = 0;
+    if (this.#ended) return;
+    const size = this.#limit + TERMINATOR_ROOM;
+    if (!this.#reuse) {
+      this.#buffer = new Uint8Array(size);
+      return;
+    }
+    // The new buffer is written at once, while the caller may still hold the chunk
+    // just flushed and the one before it: it can only be the one before those.
+    if (full.length === size) this.#recent.push(full);
+    this.#buffer = this.#recent.length === 3 ? this.#recent.shift()! : new Uint8Array(size);
   }
 
   *#takeReady(): Generator<Uint8Array> {
@@ -303,7 +338,7 @@ export async function* encodeDataAsync(
  */
 export function* canonicalizeLineEnds(
   chunks: Iterable<Uint8Array>,
-  options?: { chunkSize?: number },
+  options?: { chunkSize?: number; reuseBuffers?: boolean },
 ): Generator<Uint8Array> {
-  yield* encodeData(chunks, { chunkSize: options?.chunkSize, dotStuff: false, terminate: false });
+  yield* encodeData(chunks, { ...options, dotStuff: false, terminate: false });
 }

@@ -294,3 +294,65 @@ describe("encodeData properties", () => {
     );
   });
 });
+
+describe("encodeData with reuseBuffers", () => {
+  /** Pulls the chunks the way the session does: one ahead, each copied before the next-but-one. */
+  function pullLookingAhead(
+    chunks: Iterable<Uint8Array>,
+  ): { copies: Uint8Array[]; buffers: Set<ArrayBufferLike> } {
+    const copies: Uint8Array[] = [];
+    const buffers = new Set<ArrayBufferLike>();
+    const iterator = chunks[Symbol.iterator]();
+    let current = iterator.next();
+    while (!current.done) {
+      const next = iterator.next();
+      buffers.add(current.value.buffer);
+      copies.push(current.value.slice()); // "written" before the one after next is asked for
+      current = next;
+    }
+    return { copies, buffers };
+  }
+
+  it("gives the same bytes as fresh buffers while yielding from at most three buffers", () => {
+    // Lone LFs and dot lines double the size: the worst case for a window.
+    const input = bytes("x".repeat(70) + "\n.\n\n".repeat(40_000));
+    const fresh = text(concat([...encodeData([input])]));
+    const { copies, buffers } = pullLookingAhead(encodeData([input], { reuseBuffers: true }));
+    assert.ok(copies.length > 4, "the test needs several chunks");
+    assert.equal(text(concat(copies)), fresh);
+    // Three full-size buffers take turns (the first one grew from 4 KiB before its first chunk).
+    assert.ok(buffers.size <= 3, `${buffers.size} buffers`);
+    for (const chunk of copies.slice(0, -1)) assert.ok(chunk.length <= DEFAULT_CHUNK_SIZE);
+  });
+
+  it("matches fresh buffers for any input and chunk size (line-end canonicalisation too)", () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: fc.constantFrom("x", ".", "\r", "\n"), maxLength: 3000 }),
+        fc.integer({ min: 1, max: 300 }),
+        (input, chunkSize) => {
+          const parts = [bytes(input.slice(0, 700)), bytes(input.slice(700))];
+          const reused = pullLookingAhead(encodeData(parts, { chunkSize, reuseBuffers: true }));
+          assert.equal(
+            text(concat(reused.copies)),
+            text(concat([...encodeData(parts, { chunkSize })])),
+          );
+          const options = { chunkSize, reuseBuffers: true };
+          const lines = pullLookingAhead(canonicalizeLineEnds(parts, options)).copies;
+          assert.equal(text(concat(lines)), canonical(input));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe("encodeData buffer sizes", () => {
+  it("encodes a small message in one small buffer, allocating no 64 KiB buffer", () => {
+    for (const reuseBuffers of [false, true]) {
+      const chunks = [...encodeData([bytes("Subject: hi\r\n\r\nHello\r\n")], { reuseBuffers })];
+      assert.equal(chunks.length, 1);
+      assert.ok(chunks[0].buffer.byteLength < 8192, `${chunks[0].buffer.byteLength} bytes`);
+    }
+  });
+});

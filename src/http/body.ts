@@ -1,0 +1,197 @@
+/**
+ * Reads a JSON request body once: the size limit is enforced while the bytes
+ * arrive (with or without `Content-Length`), the bytes are decoded as strict
+ * UTF-8 as they come and dropped right away, and the text is parsed once.
+ * Long string values (base64 attachments) are not copied out of the text by
+ * the parser: they become slices of it (see {@linkcode parseJsonSharingStrings}).
+ * So a 14 MB body costs about one copy of its text, never also a buffered copy
+ * of the bytes, a cached second text (as Hono's `bodyLimit` plus
+ * `validator("json")` keep) or a parsed copy of each long string.
+ *
+ * Web-standard only (Request, streams, TextDecoder): the same code runs on
+ * Deno and Workers.
+ *
+ * @module
+ */
+
+/** Options of {@linkcode readJsonBody}. */
+export interface ReadJsonBodyOptions {
+  /** The largest accepted body, in bytes (`MAX_MESSAGE_BYTES`). */
+  maxBytes: number;
+}
+
+/** Why a body was refused: the HTTP status, the error type and a message for the caller. */
+export interface BodyRefusal {
+  /** Not read: `ok` is false. */
+  ok: false;
+  /** 413 when the body is too large, 400 when it is not UTF-8 JSON. */
+  status: 400 | 413;
+  /** The error type of the response (CONTRACT section 3). */
+  type: "too_large" | "validation";
+  /** What is wrong; it never repeats any of the body. */
+  message: string;
+}
+
+/** The result of {@linkcode readJsonBody}: the parsed value, or why the body was refused. */
+export type JsonBody = { ok: true; value: unknown } | BodyRefusal;
+
+/** Reads `request`'s body as JSON; see the module documentation. */
+export async function readJsonBody(
+  request: Request,
+  options: ReadJsonBodyOptions,
+): Promise<JsonBody> {
+  const { maxBytes } = options;
+  const tooLarge: BodyRefusal = {
+    ok: false,
+    status: 413,
+    type: "too_large",
+    message: `The request body is larger than ${maxBytes} bytes (MAX_MESSAGE_BYTES).`,
+  };
+  const declared = request.headers.get("Content-Length");
+  if (declared !== null && /^\d+$/.test(declared) && Number(declared) > maxBytes) {
+    // Refused before reading: cancel the stream so the connection is not kept busy.
+    await request.body?.cancel().catch(() => {});
+    return tooLarge;
+  }
+  const text = await readText(request.body, maxBytes);
+  if (text === TOO_LARGE) return tooLarge;
+  if (text === NOT_UTF8) {
+    return {
+      ok: false,
+      status: 400,
+      type: "validation",
+      message: "The request body is not valid UTF-8.",
+    };
+  }
+  try {
+    return { ok: true, value: parseJsonSharingStrings(text) };
+  } catch {
+    // JSON.parse's message quotes the input: it is not passed on.
+    return {
+      ok: false,
+      status: 400,
+      type: "validation",
+      message: "The request body is not valid JSON.",
+    };
+  }
+}
+
+const TOO_LARGE = Symbol("too large");
+const NOT_UTF8 = Symbol("not UTF-8");
+
+/**
+ * The body as text, decoded chunk by chunk (each chunk is dropped once
+ * decoded); stops reading and cancels the stream once more than `maxBytes`
+ * arrived.
+ */
+async function readText(
+  body: ReadableStream<Uint8Array> | null,
+  maxBytes: number,
+): Promise<string | typeof TOO_LARGE | typeof NOT_UTF8> {
+  if (body === null) return "";
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  const reader = body.getReader();
+  const parts: string[] = [];
+  let received = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (!done) received += value.byteLength;
+      if (received > maxBytes) {
+        await reader.cancel().catch(() => {});
+        return TOO_LARGE;
+      }
+      const part = decode(decoder, done ? undefined : value);
+      if (part === NOT_UTF8) {
+        await reader.cancel().catch(() => {});
+        return NOT_UTF8;
+      }
+      parts.push(part);
+      if (done) break;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  return parts.length === 1 ? parts[0] : parts.join("");
+}
+
+/** Decodes the next chunk (`undefined`: the end), or NOT_UTF8 for invalid UTF-8. */
+function decode(decoder: TextDecoder, chunk: Uint8Array | undefined): string | typeof NOT_UTF8 {
+  try {
+    return chunk === undefined ? decoder.decode() : decoder.decode(chunk, { stream: true });
+  } catch {
+    return NOT_UTF8;
+  }
+}
+
+/** String values at least this long are shared with the text instead of copied. */
+const SHARED_STRING_LENGTH = 65536;
+/** A character JSON strings may not contain unescaped (controls), or a backslash. */
+// deno-lint-ignore no-control-regex -- control characters are exactly what is searched for
+const NOT_PLAIN_STRING = /[\u0000-\u001f\\]/;
+
+/**
+ * `JSON.parse(text)`, except that long string values without escapes come
+ * back as slices of `text` (which share its memory) rather than as copies:
+ * each is replaced by a short placeholder before parsing and put back by the
+ * reviver. The quotes are paired exactly as the JSON grammar pairs them
+ * (an unescaped `"` always opens or closes a string), and only contents that
+ * are valid as they stand (no control character, no backslash) are replaced,
+ * so a text is accepted or refused exactly as by `JSON.parse`. Object keys
+ * are never replaced.
+ *
+ * @throws {SyntaxError} when `text` is not JSON (its message may quote the text).
+ */
+export function parseJsonSharingStrings(text: string): unknown {
+  if (text.length < SHARED_STRING_LENGTH) return JSON.parse(text);
+  const spans: number[] = [];
+  let at = 0;
+  for (;;) {
+    const open = text.indexOf('"', at);
+    if (open === -1) break;
+    const close = closingQuote(text, open);
+    if (close === -1) break; // unterminated: JSON.parse reports it
+    at = close + 1;
+    if (close - open - 1 < SHARED_STRING_LENGTH || isKey(text, at)) continue;
+    if (NOT_PLAIN_STRING.test(text.slice(open + 1, close))) continue;
+    spans.push(open + 1, close);
+  }
+  if (spans.length === 0) return JSON.parse(text);
+  // A random marker: no string of the request can look like a placeholder by chance.
+  const marker = `\u0000${crypto.randomUUID()}:`;
+  const pieces: string[] = [];
+  let from = 0;
+  for (let i = 0; i < spans.length; i += 2) {
+    pieces.push(text.slice(from, spans[i]), JSON.stringify(`${marker}${i}`).slice(1, -1));
+    from = spans[i + 1];
+  }
+  pieces.push(text.slice(from));
+  return JSON.parse(pieces.join(""), (_key, value) => {
+    if (typeof value !== "string" || !value.startsWith(marker)) return value;
+    const index = Number(value.slice(marker.length));
+    return text.slice(spans[index], spans[index + 1]);
+  });
+}
+
+/** The index of the quote that closes the string opened at `open`, or -1. */
+function closingQuote(text: string, open: number): number {
+  let from = open + 1;
+  for (;;) {
+    const quote = text.indexOf('"', from);
+    if (quote === -1) return -1;
+    let backslashes = 0;
+    while (text.charCodeAt(quote - 1 - backslashes) === 92) backslashes++;
+    if (backslashes % 2 === 0) return quote;
+    from = quote + 1;
+  }
+}
+
+/** Whether the string that ended just before `at` is an object key (a `:` follows). */
+function isKey(text: string, at: number): boolean {
+  while (at < text.length) {
+    const code = text.charCodeAt(at);
+    if (code !== 32 && code !== 9 && code !== 10 && code !== 13) return code === 58;
+    at++;
+  }
+  return false;
+}
