@@ -7,6 +7,7 @@
  *
  * - `compose`: `parseMessage` + `composeMessage`, every chunk drained;
  * - `encode`: the same through the DATA encoder (`encodeData`), as a send does;
+ * - `encode-reuse`: the same with the encoder's `reuseBuffers`;
  * - `send`: the library's `SmtpClient.send` to a local `smtp-sink`;
  * - `body`: reading the 14 MB JSON request body with `readJsonBody` (http/body.ts);
  * - `body-hono`: the same with Hono's `bodyLimit` + `c.req.json()` (what `validator("json")` does);
@@ -23,7 +24,7 @@ import process from "node:process";
 const ATTACHMENT_BYTES = 10 * 1024 * 1024;
 const MiB = 1024 * 1024;
 const SMTP_SINK = "/usr/sbin/smtp-sink";
-const STEPS = ["compose", "encode", "send", "body", "body-hono", "http", "http-body"] as const;
+const STEPS = ["compose", "encode", "encode-reuse", "send", "body", "body-hono", "http", "http-body"] as const;
 type Step = typeof STEPS[number];
 const NEEDS_SINK: readonly Step[] = ["send", "http", "http-body"];
 
@@ -161,9 +162,11 @@ async function runStep(step: Step, port: number): Promise<void> {
       for (const chunk of composeMessage(parseMessage(input)).chunks()) octets += chunk.length;
       break;
     }
-    case "encode": {
+    case "encode":
+    case "encode-reuse": {
       const composed = composeMessage(parseMessage(input));
-      for (const chunk of encodeData(composed.chunks())) octets += chunk.length;
+      const reuseBuffers = step === "encode-reuse";
+      for (const chunk of encodeData(composed.chunks(), { reuseBuffers })) octets += chunk.length;
       break;
     }
     case "send":

@@ -35,6 +35,7 @@ import {
   PREFERRED_LINE_LENGTH,
   rfc2047ParameterTokens,
   rfc2231Tokens,
+  scanBase64,
   toCrlf,
   unstructuredTokens,
   wrappedBase64Size,
@@ -95,6 +96,8 @@ interface Leaf {
   headers: string;
   /** Encoded text (ASCII), or base64 to re-wrap lazily. */
   body: string | Base64Body;
+  /** Text after a base64 body (the final CRLF of a standalone part). */
+  tail?: string;
 }
 
 /** A multipart node; its boundary is chosen when the tree is written. */
@@ -107,6 +110,9 @@ interface Multipart {
 type MimeNode = Leaf | Multipart;
 /** What the writer produces: text (to be UTF-8 encoded) or a lazy base64 body. */
 type Piece = string | Base64Body;
+
+/** Matches any character outside ASCII. */
+const NON_ASCII = /[^\p{ASCII}]/u;
 
 const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -164,18 +170,51 @@ function customValueTokens(name: string, value: string): string[] {
  * as part of the body; the text comes back exactly as given (line ends
  * normalised). A standalone part ends the message and so gets a final CRLF;
  * it may be `7bit` when it is short-line ASCII that ends with a line end.
+ * Long text that is largely not ASCII (64 Ki characters or more, and more
+ * than one UTF-8 octet in ten beyond the first of each character) is sent as
+ * base64 instead: about 1.37 octets per octet rather than up to 3, encoded
+ * natively rather than per character.
  */
 function textLeaf(text: string, subtype: "plain" | "html", standalone: boolean): Leaf {
+  const contentType = `Content-Type: text/${subtype}; charset=utf-8\r\n`;
   const crlf = toCrlf(text);
+  const bytes = crlf.length >= BASE64_TEXT_LENGTH && NON_ASCII.test(crlf)
+    ? new TextEncoder().encode(crlf)
+    : undefined;
+  if (bytes !== undefined && (bytes.length - crlf.length) * 10 > bytes.length) {
+    const content = bytesToBase64(bytes);
+    return {
+      kind: "leaf",
+      headers: `${contentType}Content-Transfer-Encoding: base64\r\n`,
+      body: { content, scan: scanBase64(content) },
+      tail: standalone ? "\r\n" : undefined,
+    };
+  }
   const sevenBit = standalone && isSevenBitText(text) && (crlf === "" || crlf.endsWith("\r\n"));
   let body = crlf;
   if (!sevenBit) body = `${encodeQuotedPrintable(text)}=${standalone ? "\r\n" : ""}`;
   return {
     kind: "leaf",
-    headers: `Content-Type: text/${subtype}; charset=utf-8\r\n` +
-      `Content-Transfer-Encoding: ${sevenBit ? "7bit" : "quoted-printable"}\r\n`,
+    headers: `${contentType}Content-Transfer-Encoding: ${
+      sevenBit ? "7bit" : "quoted-printable"
+    }\r\n`,
     body,
   };
+}
+
+/** Text parts at least this long may be sent as base64 (see textLeaf). */
+const BASE64_TEXT_LENGTH = 65536;
+
+/** Base64 of `bytes`, natively where the platform has `Uint8Array.prototype.toBase64`. */
+function bytesToBase64(bytes: Uint8Array): string {
+  const native = (bytes as Uint8Array & { toBase64?: () => string }).toBase64;
+  if (typeof native === "function") return native.call(bytes);
+  const parts: string[] = [];
+  // 3 × 8192 bytes: whole base64 groups, so the parts can simply be joined.
+  for (let i = 0; i < bytes.length; i += 24576) {
+    parts.push(btoa(String.fromCharCode(...bytes.subarray(i, i + 24576))));
+  }
+  return parts.join("");
 }
 
 /** An attachment part; `inline` for parts of a multipart/related. */
@@ -252,6 +291,7 @@ function pickBoundary(texts: readonly string[], taken: readonly string[]): strin
 function writeNode(node: MimeNode, out: Piece[], taken: string[]): void {
   if (node.kind === "leaf") {
     out.push(node.headers, "\r\n", node.body);
+    if (node.tail !== undefined) out.push(node.tail);
     return;
   }
   const boundary = pickBoundary(textsOf(node), taken);
@@ -274,9 +314,6 @@ function writeNode(node: MimeNode, out: Piece[], taken: string[]): void {
  * addresses), or a base64 body.
  */
 type Segment = string | Uint8Array | Base64Body;
-
-/** Matches any character outside ASCII. */
-const NON_ASCII = /[^\p{ASCII}]/u;
 
 /** Merges adjacent text pieces; text with non-ASCII characters is encoded as UTF-8 now. */
 function toSegments(pieces: readonly Piece[]): Segment[] {

@@ -75,38 +75,62 @@ export function isSevenBitText(text: string): boolean {
  * bytes. Line ends of any kind become hard CRLF breaks; long lines get soft
  * breaks so that no line exceeds 76 characters; escapes are never split.
  * The result ends with CRLF only if the text ends with a line end.
+ *
+ * Works a line at a time with native replaces and slices: only the
+ * characters that need escaping are handled one by one.
  */
 export function encodeQuotedPrintable(text: string): string {
-  const bytes = encoder.encode(text);
+  const lines = text.split(/\r\n|\r|\n/);
   const out: string[] = [];
-  let line = "";
-  for (let i = 0; i < bytes.length; i++) {
-    const byte = bytes[i];
-    if (byte === 13 || byte === 10) {
-      if (byte === 13 && bytes[i + 1] === 10) i++;
-      out.push(line, "\r\n");
-      line = "";
-      continue;
-    }
-    let token: string;
-    if (byte >= 33 && byte <= 126 && byte !== 61) {
-      token = String.fromCharCode(byte);
-    } else if (byte === 32 || byte === 9) {
-      const next = bytes[i + 1];
-      const atLineEnd = next === undefined || next === 13 || next === 10;
-      token = atLineEnd ? hexEscape(byte) : String.fromCharCode(byte);
-    } else {
-      token = hexEscape(byte);
-    }
-    // Keep one column free for the soft line break "=".
-    if (line.length + token.length > QP_LINE_LENGTH - 1) {
-      out.push(line, "=\r\n");
-      line = "";
-    }
-    line += token;
+  for (let i = 0; i < lines.length; i++) {
+    if (i > 0) out.push("\r\n");
+    const line = lines[i];
+    if (line !== "") out.push(softWrap(escapeQuotedPrintable(line)));
   }
-  out.push(line);
   return out.join("");
+}
+
+/** Characters other than those quoted-printable keeps literally (33-126 but "=", space, tab). */
+const QP_UNSAFE = /[^\x21-\x3c\x3e-\x7e \t]/gu;
+/** The escapes of each character seen, since text repeats the same few. */
+const qpEscapes = new Map<string, string>();
+
+/** `=XX` escapes for the UTF-8 bytes of one character. */
+function qpEscape(char: string): string {
+  let escaped = qpEscapes.get(char);
+  if (escaped === undefined) {
+    escaped = "";
+    for (const byte of encoder.encode(char)) escaped += hexEscape(byte);
+    if (qpEscapes.size < 4096) qpEscapes.set(char, escaped);
+  }
+  return escaped;
+}
+
+/** One line (no CR or LF) with its unsafe characters and a final space or tab escaped. */
+function escapeQuotedPrintable(line: string): string {
+  const escaped = line.replace(QP_UNSAFE, qpEscape);
+  const last = escaped.charCodeAt(escaped.length - 1);
+  return last === 32 || last === 9 ? escaped.slice(0, -1) + hexEscape(last) : escaped;
+}
+
+/**
+ * Breaks an escaped line into lines of at most 75 characters plus a soft
+ * break `=`, never inside an `=XX` escape (every `=` starts one).
+ */
+function softWrap(escaped: string): string {
+  const room = QP_LINE_LENGTH - 1;
+  if (escaped.length <= room) return escaped;
+  const parts: string[] = [];
+  let from = 0;
+  while (escaped.length - from > room) {
+    let cut = from + room;
+    if (escaped.charCodeAt(cut - 1) === 61) cut -= 1;
+    else if (escaped.charCodeAt(cut - 2) === 61) cut -= 2;
+    parts.push(escaped.slice(from, cut));
+    from = cut;
+  }
+  parts.push(escaped.slice(from));
+  return parts.join("=\r\n");
 }
 
 // ---------------------------------------------------------------------------

@@ -702,6 +702,10 @@ describe("composeMessage: properties", () => {
             html,
             attachments: files.map((f) => ({ filename: f.name, content: base64(f.bytes) })),
           };
+          if (!subject && !text && !html && files.length === 0) {
+            assert.throws(() => compose(input), /is empty/);
+            return;
+          }
           const composed = compose(input);
           const bytes = checkWire(composed);
           const trimmed = name.trim();
