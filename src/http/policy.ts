@@ -8,7 +8,7 @@
  */
 
 import type { Mailbox } from "../message/address.ts";
-import type { Message, ValidationIssue } from "../message/schema.ts";
+import { countRecipients, type Message, type ValidationIssue } from "../message/schema.ts";
 import type { Allowlist, Config } from "./config.ts";
 import { problem, type ProblemBody, tokenOf } from "./problems.ts";
 
@@ -60,6 +60,36 @@ export function admitBatch(messages: Message[], policy: Policy): Message[] | Ref
     if (violation !== undefined) return policyRefusal(violation, null);
   }
   return sent as Message[];
+}
+
+/**
+ * 413 `too_large` when a request body names more recipients (to + cc + bcc)
+ * than `MAX_RECIPIENTS`, counted in the parsed JSON before any address is
+ * parsed, so a 150 000-address `to` string costs one scan and no mailbox
+ * objects. Run it before validating the body; with `batch`, the body is
+ * `{ messages: [...] }` and each message is counted.
+ */
+export function recipientCountRefusal(
+  body: unknown,
+  config: Config,
+  options: { batch?: boolean } = {},
+): Refusal | undefined {
+  const max = config.maxRecipients;
+  const tooMany = (at: string) => ({
+    status: 413 as const,
+    body: problem(
+      "too_large",
+      `${at} has more than ${max} recipients in to, cc and bcc (MAX_RECIPIENTS).`,
+      { token: options.batch ? null : tokenOf(body) },
+    ),
+  });
+  if (!options.batch) return countRecipients(body, max) > max ? tooMany("The message") : undefined;
+  const messages = typeof body === "object" && body !== null
+    ? (body as { messages?: unknown }).messages
+    : undefined;
+  if (!Array.isArray(messages)) return undefined;
+  const index = messages.findIndex((message) => countRecipients(message, max) > max);
+  return index === -1 ? undefined : tooMany(`messages[${index}]`);
 }
 
 /** Whether a value returned by {@linkcode admitMessage} or {@linkcode admitBatch} is a refusal. */

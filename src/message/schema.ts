@@ -93,8 +93,12 @@ export function toValidationIssues(issues: v.BaseIssue<unknown>[]): ValidationIs
   const out: ValidationIssue[] = [];
   const visit = (issue: v.BaseIssue<unknown>, prefix: string) => {
     const path = formatPath(prefix, issue.path);
+    // An array also passes for an object: only the issues of branches of the input's own kind.
     const deeper = issue.type === "union"
-      ? (issue.issues ?? []).filter((sub) => (sub.path?.length ?? 0) > 0)
+      ? (issue.issues ?? []).filter((sub) =>
+        sub.path !== undefined && sub.path.length > 0 &&
+        (sub.path[0].type === "array") === Array.isArray(issue.input)
+      )
       : [];
     if (deeper.length > 0) {
       for (const sub of deeper) visit(sub, path);
