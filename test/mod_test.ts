@@ -47,6 +47,7 @@ describe("src/mod.ts exports", () => {
     const parsed = v.safeParse(edgemail.MessageSchema, {
       from: "ann@example.com",
       to: "bob@example.org",
+      text: "Hi",
     });
     assert.equal(parsed.success, true);
   });

@@ -279,7 +279,7 @@ describe("body limits", () => {
     const body = await json(
       await app.request(
         "/send",
-        post({ to: "a@example.com, b@example.com", cc: "c@example.com" }),
+        post({ to: "a@example.com, b@example.com", cc: "c@example.com", text: "Hi" }),
       ),
       413,
     );
