@@ -34,8 +34,16 @@ export {
   SmtpClient,
   type SmtpClientOptions,
   type TlsMode,
+  validateMessage,
 } from "./smtp/client.ts";
-export { SmtpError, type SmtpErrorType, type SmtpPhase } from "./smtp/errors.ts";
+export {
+  SMTP_ERROR_TYPES,
+  SMTP_PHASES,
+  SmtpError,
+  type SmtpErrorType,
+  type SmtpPhase,
+} from "./smtp/errors.ts";
+export { TLS_MODES } from "./smtp/types.ts";
 export type {
   DsnOutcome,
   RecipientRejection,

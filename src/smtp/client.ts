@@ -1,62 +1,25 @@
 /**
- * `SmtpClient`: validates and composes messages, runs each send on a pooled
- * connection, and reports every completion once, as a resolved or rejected
- * promise and as a `completed` event (the .NET `SendAsync` model).
+ * `SmtpClient`: validates and composes messages, queues each send on the
+ * connection pool (`pool.ts`), and reports every completion once, as a
+ * resolved or rejected promise and as a `completed` event (the .NET
+ * `SendAsync` model). Options are checked in `options.ts`.
  *
  * @module
  */
 
-import type { Connect } from "../socket/socket.ts";
 import { composeMessage } from "../message/compose.ts";
 import { type Message, type MessageInput, parseMessage } from "../message/schema.ts";
-import { assertCommandSafe } from "./commands.ts";
-import { abortErrorFrom } from "./deadline.ts";
-import { isAbortError, SmtpError, type SmtpPhase } from "./errors.ts";
-import type { SendResult, StatusEvent } from "./result.ts";
-import {
-  type SessionOptions,
-  type SmtpAuth,
-  SmtpSession,
-  type StepOptions,
-  type TlsMode,
-  type Transaction,
-} from "./session.ts";
+import { isAbortError, SmtpError } from "./errors.ts";
+import { resolvePoolOptions, resolveSessionOptions, type SmtpClientOptions } from "./options.ts";
+import { ConnectionPool, type PoolSendReport } from "./pool.ts";
+import { SmtpSession } from "./session.ts";
+import type { Transaction } from "./transactions.ts";
+import type { SendResult, SmtpPhase, StatusEvent, StepOptions } from "./types.ts";
+import type { SessionOptions } from "./handshake.ts";
 
-export type { SmtpAuth, TlsMode };
-
-/** Connection pool settings. */
-export interface PoolOptions {
-  /** Most connections open at once. Default 5. */
-  maxConnections?: number;
-  /** Messages sent on one connection before it is replaced. Default 100. */
-  maxMessagesPerConnection?: number;
-  /** How long an idle connection stays open. Default 5000 ms. */
-  idleTimeoutMs?: number;
-}
-
-/** Options of {@linkcode SmtpClient}. */
-export interface SmtpClientOptions {
-  /** The SMTP server's host name (also checked against its TLS certificate). */
-  host: string;
-  /** The port. Default 465 with `tls: "implicit"`, else 587. */
-  port?: number;
-  /** TLS mode. Default `"implicit"` on port 465, else `"starttls"` (required). */
-  tls?: TlsMode;
-  /** Credentials for SMTP AUTH. */
-  auth?: SmtpAuth;
-  /** Allow AUTH over plaintext; only together with `tls: "none"`. */
-  allowInsecureAuth?: boolean;
-  /** Extra trusted CA certificates (PEM), in addition to the system roots. */
-  caCerts?: string[];
-  /** The name sent in EHLO. Default `localhost`. */
-  name?: string;
-  /** Deadline of each step (connect, each reply), in milliseconds. Default 30000. */
-  timeoutMs?: number;
-  /** Connection pool settings. */
-  pool?: PoolOptions;
-  /** The socket factory. Default: the Deno adapter (`denoConnect`). */
-  connect?: Connect;
-}
+export type { SmtpAuth } from "./handshake.ts";
+export { MAX_TIMER_MS, type PoolOptions, type SmtpClientOptions } from "./options.ts";
+export type { TlsMode } from "./types.ts";
 
 /** Options of one send. */
 export interface SendOptions {
@@ -64,8 +27,18 @@ export interface SendOptions {
   signal?: AbortSignal;
   /** Returned unchanged with the completion (default: the message's `token`). */
   token?: unknown;
-  /** Receives a progress event for each protocol step. */
+  /**
+   * Receives a progress event for each protocol step. The `message` step's
+   * `started` event comes before any byte of the message data is written.
+   */
   onStatus?: (event: StatusEvent) => void;
+  /**
+   * Called once, right after the end of the message data (the final dot, or
+   * `BDAT … LAST`) was handed to the network, before the server's verdict:
+   * from then on the message may have been delivered whatever happens, and it
+   * is never sent again. Not called when the send ends before that point.
+   */
+  onDataWritten?: () => void;
 }
 
 /** The detail of the `completed` event. */
@@ -80,16 +53,35 @@ export interface CompletedDetail {
   token: unknown;
 }
 
-/** Timers fire at once beyond this many milliseconds (a signed 32-bit delay). */
-export const MAX_TIMER_MS = 2_147_483_647;
+/** Messages {@linkcode SmtpClient.sendValidated} accepts: what `parseMessage` returned. */
+const validated = new WeakSet<object>();
 
-const TLS_MODES: readonly TlsMode[] = ["starttls", "implicit", "opportunistic", "none"];
-const HOST =
-  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[?[0-9A-Fa-f:.]+\]?)$/;
+/**
+ * Validates `input` like `send` does and returns the message in the form
+ * {@linkcode SmtpClient.sendValidated} takes without validating it again.
+ * Throws the validation error (a TypeError naming the field).
+ */
+export function validateMessage(
+  input: MessageInput,
+  options?: Parameters<typeof parseMessage>[1],
+): Message {
+  return markValidated(parseMessage(input, options));
+}
+
+/**
+ * Marks a message that has passed `MessageSchema` (with its `from` resolved)
+ * as validated, so {@linkcode SmtpClient.sendValidated} takes it as it is.
+ * For the HTTP layer, whose route validator already ran the schema.
+ */
+export function markValidated(message: Message): Message {
+  validated.add(message);
+  return message;
+}
 
 /**
  * Sends mail over SMTP. Several sends may run at once: they share a pool of
- * connections and never interleave on one connection.
+ * connections and never interleave on one connection; sends queued for one
+ * connection are pipelined.
  *
  * @example
  * ```ts
@@ -99,19 +91,15 @@ const HOST =
  */
 export class SmtpClient extends EventTarget {
   #session: SessionOptions;
-  #pool: Required<PoolOptions>;
-  #idle: { session: SmtpSession; timer: ReturnType<typeof setTimeout> }[] = [];
-  #open = 0;
-  #waiters: (() => void)[] = [];
+  #pool: ConnectionPool;
   #active = new Set<Promise<unknown>>();
-  #retiring = new Set<Promise<void>>();
   #closed = false;
 
   /** Validates `options`; throws a TypeError or RangeError naming the field. No I/O happens here. */
   constructor(options: SmtpClientOptions) {
     super();
     this.#session = resolveSessionOptions(options);
-    this.#pool = resolvePoolOptions(options.pool);
+    this.#pool = new ConnectionPool(this.#session, resolvePoolOptions(options.pool));
   }
 
   /**
@@ -120,24 +108,23 @@ export class SmtpClient extends EventTarget {
    * or an `AbortError`. The message is validated and snapshotted now.
    */
   send(message: MessageInput, options: SendOptions = {}): Promise<SendResult> {
-    if (this.#closed) {
-      return Promise.reject(
-        new DOMException(
-          "This SmtpClient is closed; create a new one to send.",
-          "InvalidStateError",
-        ),
-      );
-    }
     let parsed: Message;
     try {
       parsed = parseMessage(message);
     } catch (error) {
       return Promise.reject(error);
     }
-    const run = this.#send(parsed, options);
-    this.#active.add(run);
-    run.catch(() => {}).finally(() => this.#active.delete(run));
-    return run;
+    return this.#start(parsed, options);
+  }
+
+  /**
+   * {@linkcode SmtpClient.send} for a message that was validated already (by
+   * {@linkcode validateMessage} or {@linkcode markValidated}): it is not
+   * parsed again. Any other object is validated as `send` would.
+   */
+  sendValidated(message: Message, options: SendOptions = {}): Promise<SendResult> {
+    if (!validated.has(message)) return this.send(message as MessageInput, options);
+    return this.#start(message, options);
   }
 
   /**
@@ -153,12 +140,7 @@ export class SmtpClient extends EventTarget {
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.allSettled([...this.#active]);
-    for (const { session, timer } of this.#idle.splice(0)) {
-      clearTimeout(timer);
-      this.#retire(session);
-    }
-    // Resolves only once every connection, those of finished sends included, is closed.
-    await Promise.allSettled([...this.#retiring]);
+    await this.#pool.close();
   }
 
   /** Same as {@linkcode SmtpClient.close}, for `await using`. */
@@ -166,35 +148,56 @@ export class SmtpClient extends EventTarget {
     return this.close();
   }
 
+  #start(message: Message, options: SendOptions): Promise<SendResult> {
+    if (this.#closed) {
+      return Promise.reject(
+        new DOMException(
+          "This SmtpClient is closed; create a new one to send.",
+          "InvalidStateError",
+        ),
+      );
+    }
+    const run = this.#send(message, options);
+    this.#active.add(run);
+    run.catch(() => {}).finally(() => this.#active.delete(run));
+    return run;
+  }
+
   async #send(message: Message, options: SendOptions): Promise<SendResult> {
     const token = options.token ?? message.token ?? null;
-    const composed = composeMessage(message);
-    const transaction: Transaction = {
-      envelope: composed.envelope,
-      size: composed.size,
-      smtputf8: composed.smtputf8,
-      eightBit: composed.eightBit,
-      chunks: () => composed.chunks(),
-      dsn: message.dsn,
-      allowPartial: message.allowPartial ?? false,
-    };
-    const base = { token, messageId: composed.messageId };
-    // What the last server this send reached said about DSN, for failed results too.
-    const reached = { dsnSupported: false };
+    const report: PoolSendReport = { dsnSupported: false };
     let phase: SmtpPhase = "connect";
-    const step: StepOptions = {
-      signal: options.signal,
-      onStatus: (event) => {
-        phase = event.phase;
-        options.onStatus?.(event);
-      },
-    };
+    let dataWritten = false;
+    let messageId = "";
     try {
-      const outcome = await this.#runTransaction(transaction, step, reached);
-      const result: SendResult = { status: "sent", ...base, ...outcome };
+      const composed = composeMessage(message);
+      messageId = composed.messageId;
+      const transaction: Transaction = {
+        envelope: composed.envelope,
+        size: composed.size,
+        smtputf8: composed.smtputf8,
+        eightBit: composed.eightBit,
+        chunks: () => composed.chunks(),
+        dsn: message.dsn,
+        allowPartial: message.allowPartial ?? false,
+      };
+      const step: StepOptions = {
+        signal: options.signal,
+        onStatus: (event) => {
+          phase = event.phase;
+          options.onStatus?.(event);
+        },
+        onDataWritten: () => {
+          dataWritten = true;
+          options.onDataWritten?.();
+        },
+      };
+      const outcome = await this.#pool.send(transaction, step, report);
+      const result: SendResult = { status: "sent", token, messageId, ...outcome };
       this.#complete({ result, cancelled: false, token });
       return result;
     } catch (error) {
+      const base = { token, messageId };
       if (isAbortError(error)) {
         const result: SendResult = {
           status: "cancelled",
@@ -208,143 +211,26 @@ export class SmtpClient extends EventTarget {
             phase,
           },
         };
-        if (message.dsn) result.dsn = { requested: true, supported: reached.dsnSupported };
+        if (message.dsn) result.dsn = { requested: true, supported: report.dsnSupported };
         // One AbortError per send, so the result can be found from it (signals may be shared).
         const abort = new DOMException("The send was cancelled.", "AbortError");
         cancelledResults.set(abort, result);
         this.#complete({ result, error: abort, cancelled: true, token });
         throw abort;
       }
-      const smtpError = error instanceof SmtpError ? error : new SmtpError(
-        "protocol",
-        `The send failed unexpectedly: ${(error as Error)?.message ?? "unknown error"}`,
-        { phase, cause: error },
-      );
-      smtpError.token = token;
-      smtpError.result = failedResult(smtpError, base);
-      if (message.dsn) smtpError.result.dsn = { requested: true, supported: reached.dsnSupported };
-      this.#complete({ result: smtpError.result, error: smtpError, cancelled: false, token });
+      // An unexpected failure (not a typed SMTP one) delivered nothing unless the
+      // end of the data was already written (contract section 3).
+      const cause = error instanceof SmtpError ? error : unexpected(error, phase, dataWritten);
+      const result = failedResult(cause, base);
+      if (message.dsn) result.dsn = { requested: true, supported: report.dsnSupported };
+      const smtpError = new SmtpError(cause.type, cause.message, {
+        ...cause.options,
+        token,
+        result,
+      });
+      this.#complete({ result, error: smtpError, cancelled: false, token });
       throw smtpError;
     }
-  }
-
-  async #runTransaction(
-    transaction: Transaction,
-    step: StepOptions,
-    reached: { dsnSupported: boolean },
-  ) {
-    const { session, reused } = await this.#acquire(step);
-    reached.dsnSupported = session.capabilities.has("DSN");
-    try {
-      const outcome = await session.send(transaction, step);
-      this.#release(session);
-      return outcome;
-    } catch (error) {
-      this.#release(session);
-      // A pooled connection the server dropped while idle fails at once on
-      // MAIL; nothing was sent, so one retry on a fresh connection is safe.
-      if (reused && isStaleConnection(error)) {
-        const fresh = await this.#acquire(step, { fresh: true });
-        reached.dsnSupported = fresh.session.capabilities.has("DSN");
-        try {
-          return await fresh.session.send(transaction, step);
-        } finally {
-          this.#release(fresh.session);
-        }
-      }
-      throw error;
-    }
-  }
-
-  async #acquire(
-    step: StepOptions,
-    options: { fresh?: boolean } = {},
-  ): Promise<{ session: SmtpSession; reused: boolean }> {
-    while (true) {
-      if (step.signal?.aborted) {
-        // A wake-up this waiter got but can no longer use goes to the next one.
-        this.#wakeOne();
-        throw abortErrorFrom(step.signal);
-      }
-      if (!options.fresh) {
-        const idle = this.#idle.pop();
-        if (idle) {
-          clearTimeout(idle.timer);
-          idle.session.unpark();
-          if (idle.session.reusable) return { session: idle.session, reused: true };
-          this.#retire(idle.session);
-          continue;
-        }
-      }
-      if (this.#open < this.#pool.maxConnections) {
-        this.#open++;
-        try {
-          return { session: await SmtpSession.open(this.#session, step), reused: false };
-        } catch (error) {
-          this.#open--;
-          this.#wakeOne();
-          throw error;
-        }
-      }
-      if (options.fresh && this.#idle.length > 0) {
-        // Make room for the fresh connection by retiring an idle one.
-        const idle = this.#idle.shift()!;
-        clearTimeout(idle.timer);
-        this.#retire(idle.session);
-        continue;
-      }
-      await this.#waitForSlot(step.signal);
-    }
-  }
-
-  #waitForSlot(signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const wake = () => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      };
-      const onAbort = () => {
-        this.#waiters = this.#waiters.filter((w) => w !== wake);
-        reject(abortErrorFrom(signal!));
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.#waiters.push(wake);
-    });
-  }
-
-  #wakeOne(): void {
-    this.#waiters.shift()?.();
-  }
-
-  #release(session: SmtpSession): void {
-    // While closing, a connection still serves the sends already queued for one.
-    const keep = session.reusable &&
-      session.transactions < this.#pool.maxMessagesPerConnection &&
-      (!this.#closed || this.#waiters.length > 0);
-    if (!keep) {
-      this.#retire(session);
-      return;
-    }
-    const timer = setTimeout(() => {
-      this.#idle = this.#idle.filter((entry) => entry.session !== session);
-      this.#retire(session);
-    }, this.#pool.idleTimeoutMs);
-    session.park();
-    this.#idle.push({ session, timer });
-    this.#wakeOne();
-  }
-
-  /**
-   * Says QUIT and closes; the pool slot frees only once the connection is
-   * gone, so `maxConnections` holds even while a server is slow to answer QUIT.
-   */
-  #retire(session: SmtpSession): void {
-    const done = session.quit().finally(() => {
-      this.#retiring.delete(done);
-      this.#open--;
-      this.#wakeOne();
-    });
-    this.#retiring.add(done);
   }
 
   #complete(detail: CompletedDetail): void {
@@ -352,18 +238,49 @@ export class SmtpClient extends EventTarget {
   }
 }
 
+/** The error for a failure that is no SMTP outcome: a bug or a platform surprise. */
+function unexpected(error: unknown, phase: SmtpPhase, dataWritten: boolean): SmtpError {
+  const reason = (error as Error)?.message ?? "unknown error";
+  return dataWritten
+    ? new SmtpError(
+      "unknown_outcome",
+      `The send failed unexpectedly after the whole message was written (${reason}): it may ` +
+        "or may not have been delivered. It was not retried.",
+      { phase: "message", cause: error },
+    )
+    : new SmtpError(
+      "internal",
+      `The send failed unexpectedly before the message data was complete (${reason}); ` +
+        "nothing was delivered.",
+      { phase, cause: error },
+    );
+}
+
 /**
  * Sends `message` and resolves with the {@linkcode SendResult} whatever the
  * outcome (sent, failed or cancelled). Only an invalid message rejects, with
  * the validation error.
  */
-export async function sendSettled(
+export function sendSettled(
   client: SmtpClient,
   message: MessageInput,
   options: SendOptions = {},
 ): Promise<SendResult> {
+  return settled(client.send(message, options));
+}
+
+/** {@linkcode sendSettled} through {@linkcode SmtpClient.sendValidated}. */
+export function sendValidatedSettled(
+  client: SmtpClient,
+  message: Message,
+  options: SendOptions = {},
+): Promise<SendResult> {
+  return settled(client.sendValidated(message, options));
+}
+
+async function settled(sending: Promise<SendResult>): Promise<SendResult> {
   try {
-    return await client.send(message, options);
+    return await sending;
   } catch (error) {
     const result = resultOf(error);
     if (result) return result;
@@ -396,108 +313,3 @@ function failedResult(error: SmtpError, base: { token: unknown; messageId: strin
   if (error.response !== undefined) result.response = error.response;
   return result;
 }
-
-function isStaleConnection(error: unknown): boolean {
-  return error instanceof SmtpError && error.phase === "mail" &&
-    (error.type === "connection" || (error.type === "transient" && error.code === 421));
-}
-
-function resolveSessionOptions(options: SmtpClientOptions): SessionOptions {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError("SmtpClient needs an options object with at least `host`.");
-  }
-  const { host } = options;
-  if (typeof host !== "string" || host === "" || !HOST.test(host)) {
-    throw new TypeError("host must be a host name or an IP address, such as smtp.example.com.");
-  }
-  const tls = options.tls ?? (options.port === 465 ? "implicit" : "starttls");
-  if (!TLS_MODES.includes(tls)) {
-    throw new TypeError(`tls must be one of ${TLS_MODES.join(", ")}.`);
-  }
-  const port = options.port ?? (tls === "implicit" ? 465 : 587);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new RangeError("port must be an integer from 1 to 65535.");
-  }
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMER_MS) {
-    throw new RangeError(
-      `timeoutMs must be a positive number of milliseconds, at most ${MAX_TIMER_MS}.`,
-    );
-  }
-  const name = options.name ?? "localhost";
-  if (typeof name !== "string" || name === "") {
-    throw new TypeError("name must be a non-empty string.");
-  }
-  assertCommandSafe(name, "name");
-  if (options.allowInsecureAuth && tls !== "none") {
-    throw new TypeError(
-      'allowInsecureAuth only applies with tls "none"; TLS connections need no such flag.',
-    );
-  }
-  if (options.auth !== undefined) validateAuth(options.auth);
-  if (options.caCerts !== undefined && !Array.isArray(options.caCerts)) {
-    throw new TypeError("caCerts must be an array of PEM strings.");
-  }
-  return {
-    host: host.replace(/^\[(.*)\]$/, "$1"),
-    port,
-    tls,
-    auth: options.auth ? { ...options.auth } : undefined,
-    allowInsecureAuth: options.allowInsecureAuth ?? false,
-    caCerts: options.caCerts ? [...options.caCerts] : undefined,
-    name,
-    timeoutMs,
-    connect: options.connect ?? defaultConnect,
-  };
-}
-
-function validateAuth(auth: SmtpAuth): void {
-  if (typeof auth !== "object" || auth === null) {
-    throw new TypeError("auth must be an object with username and password (or accessToken).");
-  }
-  if (typeof auth.username !== "string" || auth.username === "") {
-    throw new TypeError("auth.username must be a non-empty string.");
-  }
-  const hasPassword = typeof auth.password === "string" && auth.password !== "";
-  const hasToken = typeof auth.accessToken === "string" && auth.accessToken !== "";
-  if (!hasPassword && !hasToken) {
-    throw new TypeError("auth needs a non-empty password or accessToken.");
-  }
-  for (const field of ["username", "password", "accessToken"] as const) {
-    const value = auth[field];
-    if (typeof value === "string" && /[\r\n\0]/.test(value)) {
-      throw new TypeError(`auth.${field} must not contain CR, LF or NUL characters.`);
-    }
-  }
-  const mechanisms = ["plain", "login", "cram-md5", "xoauth2"];
-  if (auth.mechanism !== undefined && !mechanisms.includes(auth.mechanism.toLowerCase())) {
-    throw new TypeError(`auth.mechanism must be one of ${mechanisms.join(", ")}.`);
-  }
-}
-
-function resolvePoolOptions(pool: PoolOptions = {}): Required<PoolOptions> {
-  const resolved = {
-    maxConnections: pool.maxConnections ?? 5,
-    maxMessagesPerConnection: pool.maxMessagesPerConnection ?? 100,
-    idleTimeoutMs: pool.idleTimeoutMs ?? 5000,
-  };
-  for (const [field, value] of Object.entries(resolved)) {
-    if (!Number.isInteger(value) || value < 1 || value > MAX_TIMER_MS) {
-      throw new RangeError(`pool.${field} must be a positive integer, at most ${MAX_TIMER_MS}.`);
-    }
-  }
-  return resolved;
-}
-
-let denoConnectPromise: Promise<Connect> | undefined;
-
-/** The default socket factory: the Deno adapter, loaded only when first used. */
-const defaultConnect: Connect = async (options) => {
-  denoConnectPromise ??= import("../socket/deno.ts").then((m) => m.denoConnect);
-  if (!("Deno" in globalThis)) {
-    throw new TypeError(
-      "No socket factory: pass `connect` (e.g. cloudflareConnect on Cloudflare Workers).",
-    );
-  }
-  return (await denoConnectPromise)(options);
-};

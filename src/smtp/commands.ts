@@ -6,9 +6,12 @@
  * @module
  */
 
+/** CR, LF and NUL: the characters no value may bring into a command line. */
+export const COMMAND_UNSAFE: RegExp = /[\r\n\0]/;
+
 /** Throws a TypeError naming `field` when `value` contains CR, LF or NUL. */
 export function assertCommandSafe(value: string, field: string): void {
-  if (/[\r\n\0]/.test(value)) {
+  if (COMMAND_UNSAFE.test(value)) {
     throw new TypeError(`${field} must not contain CR, LF or NUL characters.`);
   }
 }

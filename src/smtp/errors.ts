@@ -6,35 +6,10 @@
  * @module
  */
 
-import type { RecipientRejection, SendResult } from "./result.ts";
+import type { RecipientRejection, SendResult, SmtpErrorType, SmtpPhase } from "./types.ts";
 
-/** What went wrong; the HTTP layer maps each to a status code. */
-export type SmtpErrorType =
-  | "validation"
-  | "unauthorized"
-  | "forbidden"
-  | "too_large"
-  | "connection"
-  | "tls"
-  | "auth"
-  | "rejected"
-  | "transient"
-  | "timeout"
-  | "protocol"
-  | "unknown_outcome"
-  | "cancelled";
-
-/** The protocol step in which something happened. */
-export type SmtpPhase =
-  | "connect"
-  | "greeting"
-  | "ehlo"
-  | "starttls"
-  | "auth"
-  | "mail"
-  | "rcpt"
-  | "data"
-  | "message";
+export { SMTP_ERROR_TYPES, SMTP_PHASES } from "./types.ts";
+export type { SmtpErrorType, SmtpPhase } from "./types.ts";
 
 /** Everything an {@linkcode SmtpError} can carry besides its message. */
 export interface SmtpErrorOptions {
@@ -50,6 +25,8 @@ export interface SmtpErrorOptions {
   rejected?: RecipientRejection[];
   /** The caller's token of the send that failed. */
   token?: unknown;
+  /** The full result of the failed send, when this error ends a send. */
+  result?: SendResult;
   /** The underlying error, if any. */
   cause?: unknown;
 }
@@ -67,11 +44,11 @@ export class SmtpError extends Error {
   /** The server's reply text, if a reply caused it. */
   readonly response?: string;
   /** Per-recipient refusals. */
-  rejected: RecipientRejection[];
+  readonly rejected: RecipientRejection[];
   /** The caller's token. */
-  token: unknown;
+  readonly token: unknown;
   /** The full result of the failed send, when this error ended a send. */
-  result?: SendResult;
+  readonly result?: SendResult;
 
   /** Creates an error; `message` must not contain secrets. */
   constructor(type: SmtpErrorType, message: string, options: SmtpErrorOptions) {
@@ -84,6 +61,21 @@ export class SmtpError extends Error {
     this.response = options.response;
     this.rejected = options.rejected ?? [];
     this.token = options.token ?? null;
+    if (options.result !== undefined) this.result = options.result;
+  }
+
+  /** The fields this error was built from, to build a fuller one from them. */
+  get options(): SmtpErrorOptions {
+    return {
+      phase: this.phase,
+      code: this.code,
+      enhancedCode: this.enhancedCode,
+      response: this.response,
+      rejected: this.rejected,
+      token: this.token,
+      result: this.result,
+      cause: this.cause,
+    };
   }
 }
 

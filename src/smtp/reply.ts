@@ -8,10 +8,10 @@
  */
 
 import { concatBytes } from "./bytes.ts";
-import { SmtpError, type SmtpPhase } from "./errors.ts";
+import { SmtpError, type SmtpErrorOptions } from "./errors.ts";
 import { withDeadline } from "./deadline.ts";
 import type { SmtpSocket } from "../socket/socket.ts";
-import type { ReplySummary } from "./result.ts";
+import type { ReplySummary, SmtpErrorType, SmtpPhase } from "./types.ts";
 
 /** One complete server reply. */
 export interface SmtpReply {
@@ -178,6 +178,10 @@ export class ReplyReader {
         signal: options.signal,
       });
       if (chunk === null) {
+        // A last line the server ended with its FIN instead of CRLF (a "421 … closing"
+        // written in haste) still says what the server meant.
+        const last = this.#unterminatedLastLine();
+        if (last !== undefined) return last;
         throw new SmtpError(
           "connection",
           "The server closed the connection before it finished its reply.",
@@ -187,6 +191,18 @@ export class ReplyReader {
       this.#buffer = concatBytes(this.#buffer, chunk);
     }
   }
+
+  /** The buffered bytes as a final reply line without its CRLF, consumed; else `undefined`. */
+  #unterminatedLastLine(): string | undefined {
+    if (this.#buffer.length === 0 || this.#buffer.includes(CR) || this.#buffer.includes(LF)) {
+      return undefined;
+    }
+    const text = decoder.decode(this.#buffer);
+    const match = REPLY_LINE.exec(text);
+    if (!match || match[2] === "-") return undefined;
+    this.#buffer = new Uint8Array(0);
+    return text;
+  }
 }
 
 /** The parts of a reply reported in status events and results. */
@@ -194,6 +210,38 @@ export function summarizeReply(reply: SmtpReply): ReplySummary {
   return reply.enhancedCode === undefined
     ? { code: reply.code, message: reply.message }
     : { code: reply.code, enhancedCode: reply.enhancedCode, message: reply.message };
+}
+
+/** Whether `reply` is a positive completion (2xx). */
+export function isPositive(reply: SmtpReply): boolean {
+  return reply.code >= 200 && reply.code < 300;
+}
+
+/** The error type a negative reply stands for: 4xx transient, 5xx permanent. */
+export function errorTypeForReply(reply: SmtpReply): SmtpErrorType {
+  if (reply.code >= 400 && reply.code < 500) return "transient";
+  if (reply.code >= 500) return "rejected";
+  return "protocol";
+}
+
+/**
+ * The error a refusal stands for: `what` (e.g. "The server refused the
+ * sender") followed by the reply's code and text.
+ */
+export function replyError(
+  reply: SmtpReply,
+  phase: SmtpPhase,
+  what: string,
+  options: { type?: SmtpErrorType } & Omit<SmtpErrorOptions, "phase"> = {},
+): SmtpError {
+  const { type = errorTypeForReply(reply), ...rest } = options;
+  return new SmtpError(type, `${what}: ${reply.code} ${reply.message}`.trim(), {
+    ...rest,
+    phase,
+    code: reply.code,
+    enhancedCode: reply.enhancedCode,
+    response: reply.raw,
+  });
 }
 
 function buildReply(lines: { code: string; text: string }[]): SmtpReply {

@@ -128,13 +128,47 @@ describe("session against a fault server", () => {
     });
   });
 
-  it("fails with connection (not rejected) at the greeting when the server answers 554", async () => {
-    await withServer({ greeting: "554 No SMTP service here" }, async (server) => {
+  it("says QUIT and fails with rejected at the greeting when the server answers 554", async () => {
+    await withServer({ greeting: "554 5.3.2 No SMTP service here" }, async (server) => {
       const error = await sendExpectingError(clientFor(server));
-      // A refused session is not a refusal of the sender, recipients or content (422).
-      assert.equal(error.type, "connection");
+      // RFC 5321 3.1: the server refuses the session for good (422); the client says QUIT.
+      assert.equal(error.type, "rejected");
       assert.equal(error.phase, "greeting");
       assert.equal(error.code, 554);
+      assert.equal(error.enhancedCode, "5.3.2");
+      assert.deepEqual(server.transcript, ["QUIT"]);
+    });
+  });
+
+  it("keeps the code of a 421 the server ended with its FIN instead of CRLF", async () => {
+    await withServer({
+      MAIL: async (conn) => {
+        await conn.send("421 4.7.0 fault.test closing connection");
+        await conn.close();
+      },
+    }, async (server) => {
+      const error = await sendExpectingError(clientFor(server, { tls: "none" }));
+      assert.equal(error.type, "transient");
+      assert.equal(error.phase, "mail");
+      assert.equal(error.code, 421);
+      assert.equal(error.enhancedCode, "4.7.0");
+      assert.equal(await delivered(server), false);
+    });
+  });
+
+  it("treats a 552 to RCPT as the 452 it should be (transient, RFC 5321 4.5.3.1.10)", async () => {
+    await withServer({
+      RCPT: (conn, line) =>
+        conn.send(
+          line.includes("cy@") ? "552 5.5.3 Too many recipients\r\n" : "250 2.1.5 Ok\r\n",
+        ).then(() => {}),
+    }, async (server) => {
+      const error = await sendExpectingError(clientFor(server, { tls: "none" }));
+      assert.equal(error.type, "transient");
+      assert.equal(error.phase, "rcpt");
+      assert.equal(error.code, 552);
+      assert.deepEqual(error.rejected.map((r) => [r.address, r.code]), [["cy@example.org", 552]]);
+      assert.equal(await delivered(server), false);
     });
   });
 
