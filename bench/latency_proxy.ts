@@ -1,10 +1,25 @@
 /**
  * A user-space TCP proxy for the benchmark: adds a fixed delay in each
  * direction (`tc netem` is not available here) and counts round trips, i.e.
- * how many times the client had to wait for the server before sending again.
+ * how many times the client had to wait for the server before sending again:
+ * a client-to-server flight (bytes read from the client) that follows a
+ * server-to-client flight on the same connection counts as one round trip.
+ * The first counted flight (EHLO) is the wait for connect + greeting. A
+ * client that closes its side only after it has received the server's last
+ * flight (the reply to QUIT) waited once more, so that close counts too; a
+ * TLS `close_notify` sent then is such a flight already.
+ *
+ * Each counted flight is time-stamped on the shared wall clock
+ * ({@linkcode wallClockMs}), so a measurement in another process can report
+ * the window it timed and the proxy counts only the flights inside it.
  *
  * @module
  */
+
+/** Milliseconds on the wall clock, sub-millisecond, comparable across processes. */
+export function wallClockMs(): number {
+  return performance.timeOrigin + performance.now();
+}
 
 /** A running proxy. */
 export interface LatencyProxy {
@@ -12,7 +27,9 @@ export interface LatencyProxy {
   port: number;
   /** Client-to-server flights that followed a server-to-client flight, over all connections. */
   readonly roundTrips: number;
-  /** Resets the round-trip counter. */
+  /** Round trips counted at wall-clock times in `[fromMs, toMs)`. */
+  roundTripsBetween(fromMs: number, toMs: number): number;
+  /** Resets the round-trip counter (and forgets the time stamps). */
   reset(): void;
   /** Stops listening and closes every connection. */
   close(): Promise<void>;
@@ -22,6 +39,18 @@ export interface LatencyProxy {
 export interface LatencyProxyOptions {
   /** Delay added in each direction, in ms (a round trip costs twice this). */
   delayMs: number;
+  /** Called with every chunk read, for tracing (`deno task bench` sets it with BENCH_TRACE=1). */
+  onChunk?: (chunk: { fromClient: boolean; bytes: Uint8Array; counted: boolean }) => void;
+}
+
+/** What one direction of a proxied connection reports. */
+interface PumpHooks {
+  /** A chunk was read (and will be forwarded after the delay). */
+  data(bytes: Uint8Array): void;
+  /** A chunk was written to the other side. */
+  delivered?(): void;
+  /** The sender closed its side. */
+  end?(): void;
 }
 
 /** Proxies 127.0.0.1:<port> to `target`, delaying and counting. */
@@ -31,21 +60,20 @@ export function startLatencyProxy(
 ): LatencyProxy {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
-  let roundTrips = 0;
+  let flights: number[] = [];
 
-  async function pump(
-    from: Deno.Conn,
-    to: Deno.Conn,
-    onData: () => void,
-  ): Promise<void> {
+  async function pump(from: Deno.Conn, to: Deno.Conn, hooks: PumpHooks): Promise<void> {
     const buffer = new Uint8Array(64 * 1024);
     let chain = Promise.resolve();
     try {
       while (true) {
         const n = await from.read(buffer);
-        if (n === null) break;
-        onData();
+        if (n === null) {
+          hooks.end?.();
+          break;
+        }
         const bytes = buffer.slice(0, n);
+        hooks.data(bytes);
         const due = performance.now() + options.delayMs;
         // Keep order while delaying each chunk by the same amount.
         chain = chain.then(async () => {
@@ -53,6 +81,7 @@ export function startLatencyProxy(
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
           let written = 0;
           while (written < bytes.length) written += await to.write(bytes.subarray(written));
+          hooks.delivered?.();
         }).catch(() => {});
       }
     } catch {
@@ -77,13 +106,30 @@ export function startLatencyProxy(
       conns.add(client);
       conns.add(upstream);
       let lastFromServer = false;
+      let undeliveredFromServer = 0;
       const both = Promise.all([
-        pump(client, upstream, () => {
-          if (lastFromServer) roundTrips++;
-          lastFromServer = false;
+        pump(client, upstream, {
+          data(bytes) {
+            options.onChunk?.({ fromClient: true, bytes, counted: lastFromServer });
+            if (lastFromServer) flights.push(wallClockMs());
+            lastFromServer = false;
+          },
+          // A client that closes after it has received the server's last flight
+          // waited for it (the reply to QUIT): that wait is a round trip too.
+          end() {
+            if (lastFromServer && undeliveredFromServer === 0) flights.push(wallClockMs());
+            lastFromServer = false;
+          },
         }),
-        pump(upstream, client, () => {
-          lastFromServer = true;
+        pump(upstream, client, {
+          data(bytes) {
+            options.onChunk?.({ fromClient: false, bytes, counted: false });
+            lastFromServer = true;
+            undeliveredFromServer++;
+          },
+          delivered() {
+            undeliveredFromServer--;
+          },
         }),
       ]);
       both.finally(() => {
@@ -102,10 +148,13 @@ export function startLatencyProxy(
   return {
     port: (listener.addr as Deno.NetAddr).port,
     get roundTrips() {
-      return roundTrips;
+      return flights.length;
+    },
+    roundTripsBetween(fromMs, toMs) {
+      return flights.filter((at) => at >= fromMs && at < toMs).length;
     },
     reset() {
-      roundTrips = 0;
+      flights = [];
     },
     close() {
       listener.close();
