@@ -13,6 +13,9 @@
  * - `body-hono`: the same with Hono's `bodyLimit` + `c.req.json()` (what `validator("json")` does);
  * - `http`: `POST /send` through `createApp` (whatever body handling app.ts has) to `smtp-sink`;
  * - `http-body`: the intended HTTP path: `readJsonBody`, `safeParseMessage`, `SmtpClient.send`.
+ * - `server-app` / `server-body`: the last two as a real server (`Deno.serve`) in its own
+ *   process, the body posted over loopback by this one; the peak is the server's
+ *   kernel high-water mark (VmHWM, reset after warming up), the CPU its utime + stime.
  *
  * Run: deno run -A bench/compose_memory.ts [step…]   (all steps by default)
  *
@@ -24,9 +27,26 @@ import process from "node:process";
 const ATTACHMENT_BYTES = 10 * 1024 * 1024;
 const MiB = 1024 * 1024;
 const SMTP_SINK = "/usr/sbin/smtp-sink";
-const STEPS = ["compose", "encode", "encode-reuse", "send", "body", "body-hono", "http", "http-body"] as const;
+const STEPS = [
+  "compose",
+  "encode",
+  "encode-reuse",
+  "send",
+  "body",
+  "body-hono",
+  "http",
+  "http-body",
+  "server-app",
+  "server-body",
+] as const;
 type Step = typeof STEPS[number];
-const NEEDS_SINK: readonly Step[] = ["send", "http", "http-body"];
+const NEEDS_SINK: readonly Step[] = [
+  "send",
+  "http",
+  "http-body",
+  "server-app",
+  "server-body",
+];
 
 /** Collects garbage (the step processes run with --expose-gc). */
 function collectGarbage(): void {
@@ -78,8 +98,29 @@ function postRequest(url: string, bytes: Uint8Array): Request {
   });
 }
 
-/** Tracks the peak of RSS, heap and ArrayBuffer memory over a baseline, and CPU time. */
+/** Resets the kernel's peak-RSS mark of this process (Linux); false where that is not possible. */
+function resetPeakRss(): boolean {
+  try {
+    Deno.writeTextFileSync("/proc/self/clear_refs", "5");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** This process's peak RSS since the last reset, from the kernel (VmHWM). */
+function kernelPeakRss(): number {
+  const status = Deno.readTextFileSync("/proc/self/status");
+  return Number(status.match(/^VmHWM:\s+(\d+) kB/m)![1]) * 1024;
+}
+
+/**
+ * Tracks the peak of RSS, heap and ArrayBuffer memory over a baseline, and
+ * CPU time. RSS comes from the kernel's high-water mark where it can be reset
+ * (so short spikes inside synchronous work count), else from a 2 ms sampler.
+ */
 class Meter {
+  readonly #kernel = resetPeakRss();
   readonly #baseline = Deno.memoryUsage();
   #peak = { ...this.#baseline };
   readonly #cpu = process.cpuUsage();
@@ -96,8 +137,9 @@ class Meter {
     this.sample();
     clearInterval(this.#timer);
     const cpu = process.cpuUsage(this.#cpu);
+    const peakRss = this.#kernel ? Math.max(this.#peak.rss, kernelPeakRss()) : this.#peak.rss;
     return {
-      rssMb: (this.#peak.rss - this.#baseline.rss) / MiB,
+      rssMb: (peakRss - this.#baseline.rss) / MiB,
       heapMb: (this.#peak.heapUsed - this.#baseline.heapUsed) / MiB,
       externalMb: (this.#peak.external - this.#baseline.external) / MiB,
       cpuMs: (cpu.user + cpu.system) / 1000,
@@ -233,6 +275,133 @@ async function startSink(): Promise<{ port: number; stop(): void }> {
   throw new Error("smtp-sink did not start");
 }
 
+/** The HTTP function a server step serves: the whole app, or the body.ts path alone. */
+async function serverHandler(
+  kind: "app" | "body",
+  port: number,
+): Promise<(request: Request) => Response | Promise<Response>> {
+  const { SmtpClient } = await import("../src/smtp/client.ts");
+  const client = new SmtpClient({ host: "127.0.0.1", port, tls: "none" });
+  if (kind === "app") {
+    const { createApp } = await import("../src/http/app.ts");
+    const { loadConfig } = await import("../src/http/config.ts");
+    const config = loadConfig({
+      SMTP_URL: `smtp://127.0.0.1:${port}?tls=none`,
+      MAIL_FROM: "bench@example.com",
+      ALLOWED_FROM: "@example.com",
+      ALLOWED_TO: "@example.net",
+      API_KEYS: "bench-key",
+    });
+    return createApp(config, { client }).fetch;
+  }
+  const { readJsonBody } = await import("../src/http/body.ts");
+  const { safeParseMessage } = await import("../src/message/schema.ts");
+  // BENCH_TRACE=1: where the memory is at each stage (stderr), to find the peak.
+  // Between stages, the highest RSS seen by a 1 ms sampler (it runs while the handler awaits).
+  let highest = 0;
+  if (Deno.env.get("BENCH_TRACE") === "1") {
+    setInterval(() => highest = Math.max(highest, Deno.memoryUsage().rss), 1);
+  }
+  const trace = Deno.env.get("BENCH_TRACE") === "1"
+    ? (stage: string) => {
+      const { rss, heapUsed, external } = Deno.memoryUsage();
+      const mb = (n: number) => (n / MiB).toFixed(1);
+      console.error(
+        `${stage}: rss ${mb(rss)} (highest since the last stage ${mb(highest)}) heap ${
+          mb(heapUsed)
+        } external ${mb(external)}`,
+      );
+      highest = 0;
+    }
+    : () => {};
+  return async (request) => {
+    trace("request");
+    const body = await readJsonBody(request, { maxBytes: 26_214_400 });
+    trace("body read");
+    if (!body.ok) return Response.json({ error: body.message }, { status: body.status });
+    const parsed = safeParseMessage(body.value);
+    trace("validated");
+    if (!parsed.success) return Response.json({ issues: parsed.issues }, { status: 400 });
+    const result = await client.send(parsed.message);
+    trace("sent");
+    return Response.json(result);
+  };
+}
+
+/** Serves a server step on a free port; prints the port, then serves until killed. */
+async function serve(kind: "app" | "body", smtpPort: number): Promise<void> {
+  const handler = await serverHandler(kind, smtpPort);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
+  console.log(JSON.stringify({ port: server.addr.port }));
+}
+
+/** A field of /proc/<pid>/status, in bytes. */
+async function procStatus(pid: number, field: string): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const match = status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"));
+  if (match === null) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(match[1]) * 1024;
+}
+
+/** User + system CPU of a process so far, in milliseconds. */
+async function procCpuMs(pid: number): Promise<number> {
+  const fields = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime in 1/100 s
+}
+
+/** Runs a server step: a server process, warmed up, then one 10 MiB POST /send. */
+async function runServerStep(step: Step, smtpPort: number) {
+  const kind = step === "server-app" ? "app" : "body";
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", import.meta.filename!, "--serve", kind, String(smtpPort)],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let line = "";
+    while (!line.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("the server process ended");
+      line += value;
+    }
+    reader.releaseLock();
+    const { port } = JSON.parse(line);
+    const url = `http://127.0.0.1:${port}/send`;
+    const post = async (body: string | Uint8Array<ArrayBuffer>) => {
+      const response = await fetch(url, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: "Bearer bench-key" },
+        body,
+      });
+      const text = await response.text();
+      if (response.status !== 200) throw new Error(`${response.status}: ${text.slice(0, 200)}`);
+    };
+    const small = messageInput("");
+    small.attachments = [];
+    for (let i = 0; i < 3; i++) await post(JSON.stringify(small));
+    const json = new TextEncoder().encode(JSON.stringify(messageInput(randomBase64())));
+    await post(JSON.stringify(small));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await Deno.writeTextFile(`/proc/${child.pid}/clear_refs`, "5"); // resets VmHWM
+    const baseline = await procStatus(child.pid, "VmRSS");
+    const cpu = await procCpuMs(child.pid);
+    await post(json);
+    const peak = await procStatus(child.pid, "VmHWM");
+    return {
+      step,
+      octets: json.length,
+      rssMb: (peak - baseline) / MiB,
+      heapMb: NaN,
+      externalMb: NaN,
+      cpuMs: await procCpuMs(child.pid) - cpu,
+    };
+  } finally {
+    child.kill();
+    await child.status;
+  }
+}
+
 /** Runs each step in a fresh process and prints a table. */
 async function main(steps: Step[]): Promise<void> {
   const haveSink = await Deno.stat(SMTP_SINK).then(() => true, () => false);
@@ -243,6 +412,10 @@ async function main(steps: Step[]): Promise<void> {
     for (const step of steps) {
       if (NEEDS_SINK.includes(step) && sink === undefined) {
         console.log(`| ${step} | skipped: ${SMTP_SINK} is missing | | | |`);
+        continue;
+      }
+      if (step.startsWith("server")) {
+        print(await runServerStep(step, sink!.port));
         continue;
       }
       const output = await new Deno.Command(Deno.execPath(), {
@@ -260,20 +433,28 @@ async function main(steps: Step[]): Promise<void> {
       }).output();
       if (!output.success) throw new Error(`step ${step} failed`);
       const line = new TextDecoder().decode(output.stdout).trim().split("\n").at(-1)!;
-      const r = JSON.parse(line);
-      const mb = (n: number) => `${n.toFixed(1)} MiB`;
-      console.log(
-        `| ${step} | ${mb(r.rssMb)} | ${mb(r.heapMb)} | ${mb(r.externalMb)} | ${
-          r.cpuMs.toFixed(0)
-        } ms |`,
-      );
+      print(JSON.parse(line));
     }
   } finally {
     sink?.stop();
   }
 }
 
-if (Deno.args[0] === "--step") {
+/** Prints one row of the table. */
+function print(
+  r: { step: string; rssMb: number; heapMb: number; externalMb: number; cpuMs: number },
+) {
+  const mb = (n: number) => Number.isNaN(n) ? "n/a" : `${n.toFixed(1)} MiB`;
+  console.log(
+    `| ${r.step} | ${mb(r.rssMb)} | ${mb(r.heapMb)} | ${mb(r.externalMb)} | ${
+      r.cpuMs.toFixed(0)
+    } ms |`,
+  );
+}
+
+if (Deno.args[0] === "--serve") {
+  await serve(Deno.args[1] as "app" | "body", Number(Deno.args[2]));
+} else if (Deno.args[0] === "--step") {
   await runStep(Deno.args[1] as Step, Number(Deno.args[2]));
 } else {
   const asked = Deno.args.filter((arg): arg is Step => (STEPS as readonly string[]).includes(arg));

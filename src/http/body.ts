@@ -47,13 +47,14 @@ export async function readJsonBody(
     type: "too_large",
     message: `The request body is larger than ${maxBytes} bytes (MAX_MESSAGE_BYTES).`,
   };
-  const declared = request.headers.get("Content-Length");
-  if (declared !== null && /^\d+$/.test(declared) && Number(declared) > maxBytes) {
+  const header = request.headers.get("Content-Length");
+  const declared = header !== null && /^\d+$/.test(header) ? Number(header) : undefined;
+  if (declared !== undefined && declared > maxBytes) {
     // Refused before reading: cancel the stream so the connection is not kept busy.
     await request.body?.cancel().catch(() => {});
     return tooLarge;
   }
-  const text = await readText(request.body, maxBytes);
+  const text = await readText(request.body, maxBytes, declared);
   if (text === TOO_LARGE) return tooLarge;
   if (text === NOT_UTF8) {
     return {
@@ -80,49 +81,147 @@ const TOO_LARGE = Symbol("too large");
 const NOT_UTF8 = Symbol("not UTF-8");
 
 /**
- * The body as text, decoded chunk by chunk (each chunk is dropped once
- * decoded); stops reading and cancels the stream once more than `maxBytes`
- * arrived.
+ * The body as text: its bytes are gathered into one buffer (grown by
+ * doubling, or straight to `Content-Length` once the first mebibyte has
+ * arrived, so a declared size alone reserves no memory), decoded once, and the
+ * buffer dropped. Gathering stops, and the stream is cancelled, once more than
+ * `maxBytes` arrived.
+ *
+ * One buffer rather than pieces decoded as they come and joined at the end
+ * (measured: +41 MiB at the peak for 14 MiB, against +29 MiB): the pieces fill
+ * V8's young generation, which grows, and the join copies them all.
  */
 async function readText(
   body: ReadableStream<Uint8Array> | null,
   maxBytes: number,
+  declared: number | undefined,
 ): Promise<string | typeof TOO_LARGE | typeof NOT_UTF8> {
   if (body === null) return "";
-  const decoder = new TextDecoder("utf-8", { fatal: true });
-  const reader = body.getReader();
-  const parts: string[] = [];
-  let received = 0;
+  const bytes = await gatherBytes(body, { maxBytes, declared });
+  return bytes === TOO_LARGE ? TOO_LARGE : decodeUtf8(bytes);
+}
+
+interface GatherOptions {
+  maxBytes: number;
+  declared: number | undefined;
+}
+
+/**
+ * The body's bytes in one buffer. A byte stream (Workers' request bodies are;
+ * `Deno.serve`'s are not) is read straight into that buffer (BYOB), so no
+ * chunk is allocated per read; other streams are copied chunk by chunk.
+ */
+async function gatherBytes(
+  body: ReadableStream<Uint8Array>,
+  options: GatherOptions,
+): Promise<Uint8Array | typeof TOO_LARGE> {
+  let byob: ReadableStreamBYOBReader | undefined;
+  try {
+    byob = body.getReader({ mode: "byob" });
+  } catch {
+    // Not a byte stream: read its chunks.
+  }
+  return byob === undefined
+    ? await gatherChunks(body.getReader(), options)
+    : await gatherInto(byob, options);
+}
+
+/** The size to grow a buffer of `size` octets to so that it holds `needed`. */
+function grownSize(size: number, needed: number, options: GatherOptions): number {
+  const { declared, maxBytes } = options;
+  const target = declared !== undefined && declared >= needed ? declared : size * 2;
+  return Math.min(Math.max(target, needed), maxBytes);
+}
+
+/** The first buffer's size: `Content-Length` up to a mebibyte, so a claim alone reserves little. */
+function firstSize(options: GatherOptions): number {
+  return Math.min(options.declared ?? INITIAL_BUFFER, TRUSTED_DECLARED, options.maxBytes);
+}
+
+/** A copy of `bytes[0, length)` in a buffer of `size` octets. */
+function grow(bytes: Uint8Array, length: number, size: number): Uint8Array<ArrayBuffer> {
+  const grown = new Uint8Array(size);
+  grown.set(bytes.subarray(0, length));
+  return grown;
+}
+
+/** Reads a byte stream into one buffer; it always has a spare octet to see one too many. */
+async function gatherInto(
+  reader: ReadableStreamBYOBReader,
+  options: GatherOptions,
+): Promise<Uint8Array | typeof TOO_LARGE> {
+  let buffer = new Uint8Array(firstSize(options) + 1);
+  let length = 0;
   try {
     for (;;) {
-      const { done, value } = await reader.read();
-      if (!done) received += value.byteLength;
-      if (received > maxBytes) {
+      if (length === buffer.length) {
+        buffer = grow(buffer, length, grownSize(length, length + 1, options) + 1);
+      }
+      const { done, value } = await reader.read(buffer.subarray(length));
+      // The read transfers the buffer: carry on with the one it came back in.
+      if (value !== undefined) buffer = new Uint8Array(value.buffer);
+      if (done) break;
+      length += value.byteLength;
+      if (length > options.maxBytes) {
         await reader.cancel().catch(() => {});
         return TOO_LARGE;
       }
-      const part = decode(decoder, done ? undefined : value);
-      if (part === NOT_UTF8) {
-        await reader.cancel().catch(() => {});
-        return NOT_UTF8;
-      }
-      parts.push(part);
-      if (done) break;
     }
   } finally {
     reader.releaseLock();
   }
-  return parts.length === 1 ? parts[0] : parts.join("");
+  return buffer.subarray(0, length);
 }
 
-/** Decodes the next chunk (`undefined`: the end), or NOT_UTF8 for invalid UTF-8. */
-function decode(decoder: TextDecoder, chunk: Uint8Array | undefined): string | typeof NOT_UTF8 {
+/** Copies the chunks of a stream into one buffer. */
+async function gatherChunks(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  options: GatherOptions,
+): Promise<Uint8Array | typeof TOO_LARGE> {
+  let buffer = new Uint8Array(firstSize(options));
+  let length = 0;
   try {
-    return chunk === undefined ? decoder.decode() : decoder.decode(chunk, { stream: true });
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const needed = length + value.byteLength;
+      if (needed > options.maxBytes) {
+        await reader.cancel().catch(() => {});
+        return TOO_LARGE;
+      }
+      if (needed > buffer.length) {
+        buffer = grow(buffer, length, grownSize(buffer.length, needed, options));
+      }
+      buffer.set(value, length);
+      length = needed;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  return buffer.subarray(0, length);
+}
+
+/**
+ * Strict UTF-8 decoding in one native pass. The lenient decoder is used
+ * first: it builds the string straight from the bytes, while the strict one
+ * (in Deno) goes through a second full-size copy, tripling the peak for a
+ * large body. Only text with a U+FFFD in it, which is what the lenient
+ * decoder puts in place of invalid bytes, is decoded again strictly.
+ */
+function decodeUtf8(bytes: Uint8Array): string | typeof NOT_UTF8 {
+  const text = new TextDecoder().decode(bytes);
+  if (!text.includes("\uFFFD")) return text;
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
     return NOT_UTF8;
   }
 }
+
+/** The first buffer's size for a body without `Content-Length`. */
+const INITIAL_BUFFER = 65536;
+/** Most of a declared `Content-Length` reserved before any byte arrived. */
+const TRUSTED_DECLARED = 1 << 20;
 
 /** String values at least this long are shared with the text instead of copied. */
 const SHARED_STRING_LENGTH = 65536;

@@ -39,6 +39,34 @@ function jsonChunks(count: number, size: number): Uint8Array[] {
   return chunks;
 }
 
+/** A byte stream (as Workers give request bodies) of `chunks`, read BYOB by the reader. */
+function byteStream(chunks: Uint8Array[]) {
+  const state = { pulled: 0, byob: 0, cancelled: false };
+  const stream = new ReadableStream({
+    type: "bytes",
+    pull(controller) {
+      if (state.pulled === chunks.length) {
+        controller.close();
+        controller.byobRequest?.respond(0);
+        return;
+      }
+      const chunk = chunks[state.pulled++];
+      const request = controller.byobRequest;
+      if (request?.view && request.view.byteLength >= chunk.length) {
+        state.byob++;
+        new Uint8Array(request.view.buffer, request.view.byteOffset).set(chunk);
+        request.respond(chunk.length);
+      } else {
+        controller.enqueue(chunk.slice());
+      }
+    },
+    cancel() {
+      state.cancelled = true;
+    },
+  });
+  return { stream, state };
+}
+
 describe("readJsonBody", () => {
   it("parses a JSON body, with and without Content-Length", async () => {
     const text = JSON.stringify({ to: "bob@example.com", subject: "Grüße" });
@@ -93,6 +121,26 @@ describe("readJsonBody", () => {
     });
     assert.equal(result.ok === false && result.status, 413);
     assert.ok(state.pulled <= 6);
+  });
+
+  it("reads a byte stream into its buffer (BYOB), growing it, with the same limit", async () => {
+    const text = JSON.stringify({ subject: "é".repeat(100_000) });
+    const bytes = encoder.encode(text);
+    const pieces = Array.from(
+      { length: Math.ceil(bytes.length / 7000) },
+      (_, i) => bytes.subarray(i * 7000, (i + 1) * 7000),
+    );
+    const { stream, state } = byteStream(pieces);
+    assert.deepEqual(await readJsonBody(post(stream), { maxBytes: 1_000_000 }), {
+      ok: true,
+      value: JSON.parse(text),
+    });
+    assert.ok(state.byob > 0, "read with a BYOB reader");
+    const over = byteStream(pieces);
+    const refused = await readJsonBody(post(over.stream), { maxBytes: 50_000 });
+    assert.equal(refused.ok === false && refused.status, 413);
+    assert.ok(over.state.cancelled);
+    assert.ok(over.state.pulled <= 9);
   });
 
   it("refuses invalid JSON and an empty body with 400, never quoting the body", async () => {
