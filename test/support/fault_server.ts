@@ -50,6 +50,13 @@ export interface FaultConnection {
   readonly received: string;
   /** The same as bytes. */
   readonly receivedBytes: Uint8Array;
+  /**
+   * What arrived, one entry per read of the socket (UTF-8 decoded): bytes the
+   * client wrote at once arrive in one read, so this shows how it grouped them.
+   */
+  readonly reads: readonly string[];
+  /** Bytes received that no `readLine`/`readData`/`readBytes` has consumed yet. */
+  readonly buffered: number;
   /** Whether the peer or the script has closed the connection. */
   readonly closed: boolean;
   /**
@@ -223,6 +230,14 @@ class Connection implements FaultConnection {
 
   get receivedBytes(): Uint8Array {
     return new Uint8Array(Buffer.concat(this.#chunks));
+  }
+
+  get reads(): readonly string[] {
+    return this.#chunks.map((chunk) => chunk.toString("utf8"));
+  }
+
+  get buffered(): number {
+    return this.#pending.length;
   }
 
   get closed(): boolean {

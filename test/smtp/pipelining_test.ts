@@ -1,0 +1,314 @@
+/**
+ * Sends queued on one connection, pipelined across messages (RFC 2920 3.1),
+ * against the scripted fault server: how the client groups its writes (seen
+ * as the server's reads, a count, not a timing), and what every message's
+ * outcome is when the server refuses, defers or drops in the middle of the
+ * stream — checked against what the server actually received.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { SmtpClient, SmtpError, type StatusEvent } from "../../src/mod.ts";
+import {
+  type FaultConnection,
+  type FaultServer,
+  smtpScript,
+  type SmtpScriptOptions,
+  startFaultServer,
+} from "../support/fault_server.ts";
+import { guard } from "../support/guard.ts";
+
+const DATA_PATH = ["PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"];
+const CHUNKING = ["PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "CHUNKING"];
+const REFUSED = "refused@example.org";
+
+/** Message `n` of a run: its subject and body say which it is. */
+function nth(n: number, to = "bob@example.org") {
+  return { from: "ann@example.com", to, subject: `Message ${n}`, text: `Body of message ${n}\n` };
+}
+
+/** A fault server whose connections are kept, for their reads and what they received. */
+async function startServer(
+  script: (conn: FaultConnection, index: number) => SmtpScriptOptions,
+): Promise<{ server: FaultServer; connections: FaultConnection[] }> {
+  const connections: FaultConnection[] = [];
+  const server = await startFaultServer((conn) => {
+    connections.push(conn);
+    return smtpScript(script(conn, connections.length - 1))(conn);
+  });
+  return { server, connections };
+}
+
+/**
+ * A realistic server's envelope handling: `REFUSED` gets 550 at RCPT, and
+ * DATA / BDAT without an accepted recipient gets 554. `message` answers the
+ * end of each message's data, numbered from 1 on this connection.
+ */
+function realistic(
+  capabilities: string[],
+  message: (conn: FaultConnection, count: number) => Promise<void>,
+): SmtpScriptOptions {
+  let recipients = 0;
+  let messages = 0;
+  return {
+    capabilities,
+    MAIL: async (conn) => {
+      recipients = 0;
+      await conn.send("250 2.1.0 Ok\r\n");
+    },
+    RCPT: async (conn, line) => {
+      if (line.includes(REFUSED)) {
+        await conn.send(`550 5.1.1 <${REFUSED}>: Recipient address rejected\r\n`);
+      } else {
+        recipients++;
+        await conn.send("250 2.1.5 Ok\r\n");
+      }
+    },
+    RSET: async (conn) => {
+      recipients = 0;
+      await conn.send("250 2.0.0 Ok\r\n");
+    },
+    DATA: async (conn) => {
+      if (recipients === 0) {
+        await conn.send("554 5.5.1 Error: no valid recipients\r\n");
+        return;
+      }
+      await conn.send("354 End data with <CR><LF>.<CR><LF>\r\n");
+      if (await conn.readData() !== null) await message(conn, ++messages);
+    },
+    BDAT: async (conn, line) => {
+      const [, size, last] = line.split(/\s+/);
+      if (await conn.readBytes(Number(size)) === null) return;
+      if (recipients === 0) await conn.send("554 5.5.1 Error: no valid recipients\r\n");
+      else if (last === "LAST") await message(conn, ++messages);
+      else await conn.send("250 2.0.0 chunk ok\r\n");
+    },
+  };
+}
+
+async function accept(conn: FaultConnection, count: number): Promise<void> {
+  await conn.send(`250 2.0.0 Ok: queued as Q${count}\r\n`);
+}
+
+/** Subjects of the messages whose data reached the server on `conn`, in order. */
+function subjectsOn(conn: FaultConnection): string[] {
+  return [...conn.received.matchAll(/^Subject: (Message \d+)\r$/gm)].map((m) => m[1]);
+}
+
+function clientFor(server: FaultServer, options: Record<string, unknown> = {}): SmtpClient {
+  return new SmtpClient({
+    host: "localhost",
+    port: server.port,
+    tls: "none",
+    timeoutMs: 2000,
+    pool: { maxConnections: 1 },
+    ...options,
+  });
+}
+
+/** Queues messages 1..`count` at once; settles with each one's result or error. */
+async function queueAll(client: SmtpClient, count: number, to = (_n: number) => "bob@example.org") {
+  const sends = Array.from({ length: count }, (_, i) => client.send(nth(i + 1, to(i + 1))));
+  const settled = await guard(Promise.allSettled(sends), "every queued send to settle");
+  await client.close();
+  return settled.map((s) => s.status === "fulfilled" ? s.value.status : (s.reason as SmtpError));
+}
+
+describe("pipelining across messages: how writes are grouped", () => {
+  it("writes message N's final dot and message N+1's MAIL, RCPT, DATA in one write", async () => {
+    const { server, connections } = await startServer(() => realistic(DATA_PATH, accept));
+    try {
+      const outcomes = await queueAll(clientFor(server), 5);
+      assert.deepEqual(outcomes, ["sent", "sent", "sent", "sent", "sent"]);
+      assert.equal(server.connections, 1);
+      const [conn] = connections;
+      const joined = conn.reads.filter((read) => /\r\n\.\r\nMAIL FROM:/.test(read));
+      assert.equal(joined.length, 4, conn.reads.join("\n---\n"));
+      for (const read of joined) assert.match(read, /\r\nRCPT TO:<[^>]+>\r\nDATA\r\n$/);
+      // EHLO, the first envelope, one group per message, QUIT: one write per round trip.
+      assert.ok(conn.reads.length <= 8, `${conn.reads.length} reads`);
+      assert.deepEqual(subjectsOn(conn), [1, 2, 3, 4, 5].map((n) => `Message ${n}`));
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("with CHUNKING writes all queued transactions, BDAT LAST and data, in one write", async () => {
+    const { server, connections } = await startServer(() => realistic(CHUNKING, accept));
+    try {
+      const outcomes = await queueAll(clientFor(server), 5);
+      assert.deepEqual(outcomes, ["sent", "sent", "sent", "sent", "sent"]);
+      const [conn] = connections;
+      const whole = conn.reads.filter((read) => (read.match(/^BDAT \d+ LAST\r$/gm) ?? []).length);
+      assert.equal(whole.length, 1, conn.reads.join("\n---\n"));
+      assert.equal(whole[0].match(/^MAIL FROM:/gm)?.length, 5);
+      assert.equal(whole[0].match(/^BDAT \d+ LAST\r$/gm)?.length, 5);
+      assert.ok(conn.reads.length <= 3, `${conn.reads.length} reads`); // EHLO, the batch, QUIT
+      assert.deepEqual(subjectsOn(conn), [1, 2, 3, 4, 5].map((n) => `Message ${n}`));
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("reports each message's data end through onDataWritten, before the server's verdict", async () => {
+    const { server } = await startServer(() => realistic(DATA_PATH, accept));
+    try {
+      const client = clientFor(server);
+      const seen: string[] = [];
+      const send = (n: number, to?: string) =>
+        client.send(nth(n, to), {
+          onDataWritten: () => seen.push(`${n} written`),
+          onStatus: (event: StatusEvent) => {
+            if (event.phase === "message") seen.push(`${n} message ${event.state}`);
+          },
+        }).then((r) => r.status, (e) => e.type);
+      const outcomes = await Promise.all([send(1), send(2, REFUSED), send(3)]);
+      await client.close();
+      assert.deepEqual(outcomes, ["sent", "rejected", "sent"]);
+      for (const n of [1, 3]) {
+        const order = seen.filter((entry) => entry.startsWith(`${n} `));
+        assert.deepEqual(order, [`${n} message started`, `${n} written`, `${n} message done`]);
+      }
+      assert.ok(!seen.some((entry) => entry.startsWith("2 ")), seen.join());
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("pipelining across messages: faults in the middle of the stream", () => {
+  for (const [name, capabilities] of [["DATA", DATA_PATH], ["CHUNKING", CHUNKING]] as const) {
+    it(`${name}: a refused RCPT mid-stream fails that message only; the rest are sent once`, async () => {
+      const { server, connections } = await startServer(() => realistic(capabilities, accept));
+      try {
+        const outcomes = await queueAll(
+          clientFor(server),
+          5,
+          (n) => n === 3 ? REFUSED : "bob@example.org",
+        );
+        const third = outcomes[2] as SmtpError;
+        assert.deepEqual(outcomes.filter((o) => o === "sent").length, 4);
+        assert.equal(third.type, "rejected");
+        assert.equal(third.phase, "rcpt");
+        assert.equal(third.code, 550);
+        assert.equal(server.connections, 1);
+        // The refused transaction was reset before the next one, on the same connection.
+        assert.ok(server.transcript.includes("RSET"));
+        assert.deepEqual(subjectsOn(connections[0]).filter((s) => s !== "Message 3"), [
+          "Message 1",
+          "Message 2",
+          "Message 4",
+          "Message 5",
+        ]);
+        if (name === "DATA") assert.ok(!subjectsOn(connections[0]).includes("Message 3"));
+      } finally {
+        await server.close();
+      }
+    });
+
+    it(`${name}: a 4xx after the end of message 3 of 5 defers message 3 only`, async () => {
+      const { server, connections } = await startServer(() =>
+        realistic(capabilities, async (conn, count) => {
+          if (count === 3) await conn.send("451 4.3.0 Temporary failure, try again\r\n");
+          else await accept(conn, count);
+        })
+      );
+      try {
+        const outcomes = await queueAll(clientFor(server), 5);
+        const third = outcomes[2] as SmtpError;
+        assert.deepEqual([0, 1, 3, 4].map((i) => outcomes[i]), ["sent", "sent", "sent", "sent"]);
+        assert.equal(third.type, "transient");
+        assert.equal(third.phase, "message");
+        assert.equal(third.code, 451);
+        assert.equal(server.connections, 1);
+        assert.deepEqual(subjectsOn(connections[0]), [1, 2, 3, 4, 5].map((n) => `Message ${n}`));
+      } finally {
+        await server.close();
+      }
+    });
+  }
+
+  it("DATA: a drop right after message 3's data: 1-2 sent, 3 unknown, 4-5 sent once on a new connection", async () => {
+    const { server, connections } = await startServer((_conn, index) =>
+      realistic(DATA_PATH, async (conn, count) => {
+        if (index === 0 && count === 3) conn.destroy();
+        else await accept(conn, count);
+      })
+    );
+    try {
+      const outcomes = await queueAll(clientFor(server), 5);
+      assert.deepEqual([outcomes[0], outcomes[1], outcomes[3], outcomes[4]], [
+        "sent",
+        "sent",
+        "sent",
+        "sent",
+      ]);
+      assert.equal((outcomes[2] as SmtpError).type, "unknown_outcome");
+      assert.equal((outcomes[2] as SmtpError).phase, "message");
+      assert.equal(server.connections, 2);
+      // Message 4's envelope went out with message 3's dot, but never its data.
+      assert.deepEqual(subjectsOn(connections[0]), ["Message 1", "Message 2", "Message 3"]);
+      assert.match(connections[0].received, /\r\n\.\r\nMAIL FROM:<ann@example\.com>/);
+      assert.deepEqual(subjectsOn(connections[1]), ["Message 4", "Message 5"]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("CHUNKING: a drop right after message 3's data: every message whose data was written is unknown, none resent", async () => {
+    const { server, connections } = await startServer((_conn, index) =>
+      realistic(CHUNKING, async (conn, count) => {
+        if (index === 0 && count === 3) conn.destroy();
+        else await accept(conn, count);
+      })
+    );
+    try {
+      const outcomes = await queueAll(clientFor(server), 5);
+      assert.deepEqual(outcomes.slice(0, 2), ["sent", "sent"]);
+      // All five went out in one write: 3, 4 and 5 may have been delivered.
+      for (const outcome of outcomes.slice(2)) {
+        assert.equal((outcome as SmtpError).type, "unknown_outcome");
+      }
+      assert.equal(server.connections, 1);
+      assert.deepEqual(subjectsOn(connections[0]).slice(0, 3), [
+        "Message 1",
+        "Message 2",
+        "Message 3",
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("pipelining across messages: lock-step fallback", () => {
+  it("sends in lock-step on a new connection when the server refuses our pipelining", async () => {
+    // Advertises PIPELINING but, like a strict Postfix, refuses commands sent ahead.
+    const { server, connections } = await startServer(() => ({
+      ...realistic(DATA_PATH, accept),
+      MAIL: async (conn) => {
+        if (conn.buffered > 0) {
+          await conn.send("554 5.5.0 Error: SMTP protocol synchronization\r\n");
+          await conn.close();
+          return;
+        }
+        await conn.send("250 2.1.0 Ok\r\n");
+      },
+    }));
+    try {
+      const outcomes = await queueAll(clientFor(server), 3);
+      assert.deepEqual(outcomes, ["sent", "sent", "sent"]);
+      assert.equal(server.connections, 2);
+      // Nothing was delivered on the connection that refused the pipelining.
+      assert.deepEqual(subjectsOn(connections[0]), []);
+      assert.deepEqual(subjectsOn(connections[1]), ["Message 1", "Message 2", "Message 3"]);
+      // In lock-step every command is its own write.
+      for (const read of connections[1].reads) {
+        if (read.startsWith("MAIL") || read.startsWith("RCPT") || read === "DATA\r\n") {
+          assert.equal(read.match(/\r\n/g)?.length, 1, read);
+        }
+      }
+    } finally {
+      await server.close();
+    }
+  });
+});
