@@ -119,7 +119,9 @@ describe("authentication", () => {
 });
 
 describe("CORS", () => {
-  const config = () => configFor({ CORS_ORIGINS: "https://app.example.com" });
+  // A page's key is public: with CORS_ORIGINS, ALLOWED_TO is required.
+  const config = () =>
+    configFor({ CORS_ORIGINS: "https://app.example.com", ALLOWED_TO: "@example.com" });
   const preflight = (origin: string) => ({
     method: "OPTIONS",
     headers: {

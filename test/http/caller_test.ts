@@ -19,6 +19,7 @@ import {
   sha256Hex,
 } from "../../src/http/caller.ts";
 import type { HttpResult } from "../../src/http/problems.ts";
+import type { ResultError } from "../../src/smtp/result.ts";
 
 const KEY = "server-key-123";
 
@@ -180,7 +181,7 @@ describe("what public callers see", () => {
       assert.equal(error.type, type);
       assert.equal(error.phase, "connect");
     }
-    const own = { type: "validation" as const, message: "to[0] is not an address." };
+    const own = { type: "internal", message: "An internal error occurred." } as ResultError;
     assert.deepEqual(publicError(own), own);
   });
 

@@ -35,8 +35,11 @@ export interface FunctionServer {
   url: string;
   /** Everything it printed so far (stdout and stderr). */
   output(): string;
-  /** Stops it (SIGTERM) and waits until it has ended and its output is read. */
-  stop(): Promise<void>;
+  /**
+   * Stops it (SIGTERM; `"SIGKILL"` for a process that dies mid-request) and
+   * waits until it has ended and its output is read.
+   */
+  stop(signal?: Deno.Signal): Promise<void>;
 }
 
 /**
@@ -55,9 +58,9 @@ export async function startFunction(env: Record<string, string>): Promise<Functi
   };
   const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
   const url = `http://127.0.0.1:${port}`;
-  const stop = async () => {
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
     try {
-      child.kill("SIGTERM");
+      child.kill(signal);
     } catch {
       // Already ended.
     }

@@ -1,0 +1,237 @@
+/**
+ * Idempotency-Key and the public-caller view through the app (createApp with
+ * the in-memory store), sending to a real smtp-server: which outcomes are kept
+ * and which release the key, replays of refusals, the 501 of a platform
+ * without a store, CORS for browsers, and what public callers see of SMTP
+ * failures (bodies, SSE status events, the SMTP health check).
+ */
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { Hono } from "hono";
+import { createApp } from "../../src/http/app.ts";
+import { idempotencyKeyProblem, isStorable } from "../../src/http/idempotency.ts";
+import { type Config, loadConfig } from "../../src/http/config.ts";
+import type { HttpResult } from "../../src/http/problems.ts";
+import { SmtpClient } from "../../src/smtp/client.ts";
+import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
+import { readEvents } from "../support/sse.ts";
+
+const API_KEY = "idem-unit-key-0123";
+const ORIGIN = "https://site.example";
+// Server text that must never reach a public caller.
+const SERVER_TEXT = "mx7.relay.internal:2525 says no";
+
+let server: TestSmtpServer;
+const clients: SmtpClient[] = [];
+
+before(async () => {
+  server = await startSmtpServer({
+    rejectRecipients: {
+      "gone@example.com": { code: 550, message: `5.1.1 ${SERVER_TEXT}` },
+      "busy@example.com": { code: 451, message: `4.3.0 ${SERVER_TEXT}` },
+    },
+  });
+});
+
+after(async () => {
+  await Promise.all(clients.map((client) => client.close()));
+  await server.close();
+});
+
+function configFor(env: Record<string, string> = {}, store = true): Config {
+  return loadConfig({
+    SMTP_URL: `smtp://127.0.0.1:${server.port}?tls=none`,
+    API_KEYS: API_KEY,
+    MAIL_FROM: "app@example.com",
+    CORS_ORIGINS: ORIGIN,
+    ALLOWED_TO: "@example.com",
+    ...env,
+  }, { store });
+}
+
+function appFor(config: Config = configFor()): Hono {
+  const client = new SmtpClient({ ...config.smtp, pool: { idleTimeoutMs: 200 } });
+  clients.push(client);
+  return createApp(config, { client });
+}
+
+function post(
+  app: Hono,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return Promise.resolve(app.request(path, {
+    method: "POST",
+    headers: {
+      Authorization: `Bearer ${API_KEY}`,
+      "Content-Type": "application/json",
+      ...headers,
+    },
+    body: JSON.stringify(body),
+  }));
+}
+
+const to = (address: string, token?: string | number) => ({
+  to: address,
+  text: "hi",
+  ...(token === undefined ? {} : { token }),
+});
+
+describe("which outcomes an Idempotency-Key keeps", () => {
+  it("a permanent refusal is kept: the retry replays the 422 and sends nothing", async () => {
+    const app = appFor();
+    const key = { "Idempotency-Key": crypto.randomUUID() };
+    const first = await post(app, "/send", to("gone@example.com"), key);
+    const text = await first.text();
+    assert.equal(first.status, 422);
+    const again = await post(app, "/send", to("gone@example.com"), key);
+    assert.equal(again.status, 422);
+    assert.equal(again.headers.get("Idempotent-Replayed"), "true");
+    assert.equal(await again.text(), text);
+  });
+
+  it("a temporary refusal releases the key: the retry really retries", async () => {
+    const app = appFor();
+    const key = { "Idempotency-Key": crypto.randomUUID() };
+    const first = await post(app, "/send", to("busy@example.com"), key);
+    assert.equal(first.status, 503);
+    await first.body?.cancel();
+    const again = await post(app, "/send", to("busy@example.com"), key);
+    assert.equal(again.status, 503);
+    assert.equal(again.headers.get("Idempotent-Replayed"), null);
+    await again.body?.cancel();
+  });
+
+  it("requests refused before SMTP release it too (a 403 is retried after fixing nothing)", async () => {
+    const app = appFor();
+    const key = { "Idempotency-Key": crypto.randomUUID() };
+    const before = server.messages.length;
+    const refused = await post(app, "/send", to("x@elsewhere.example"), key);
+    assert.equal(refused.status, 403);
+    await refused.body?.cancel();
+    // Not replayed and not a mismatch: the key was never claimed.
+    const sent = await post(app, "/send", to("ok@example.com"), key);
+    assert.equal(sent.status, 200);
+    await sent.body?.cancel();
+    assert.equal(server.messages.length, before + 1);
+  });
+
+  it("a batch is kept once any message was sent, or when every one was rejected", () => {
+    const result = (status: HttpResult["status"], type?: string) =>
+      ({
+        status,
+        token: null,
+        accepted: [],
+        rejected: [],
+        ...(type === undefined ? {} : { error: { type, message: "" } }),
+      }) as HttpResult;
+    assert.ok(isStorable([result("sent"), result("failed", "transient")]));
+    assert.ok(isStorable([result("failed", "unknown_outcome"), result("failed", "timeout")]));
+    assert.ok(isStorable([result("failed", "rejected"), result("failed", "rejected")]));
+    assert.ok(!isStorable([result("failed", "rejected"), result("failed", "transient")]));
+    assert.ok(!isStorable([result("cancelled", "cancelled")]));
+    assert.ok(!isStorable([]));
+  });
+
+  it("keys: 1 to 255 visible ASCII characters", () => {
+    assert.equal(idempotencyKeyProblem("a"), undefined);
+    assert.equal(idempotencyKeyProblem("~".repeat(255)), undefined);
+    for (const bad of ["", "x".repeat(256), "a b", "a\u00e9", "a\x7f", "\t"]) {
+      assert.match(idempotencyKeyProblem(bad) ?? "", /Idempotency-Key/, JSON.stringify(bad));
+    }
+  });
+});
+
+describe("a platform without a store", () => {
+  it("answers an Idempotency-Key with 501 idempotency_unavailable and sends nothing", async () => {
+    const app = appFor(configFor({ CORS_ORIGINS: "", ALLOWED_TO: "" }, false));
+    const before = server.messages.length;
+    const response = await post(app, "/send", to("ok@example.com"), {
+      "Idempotency-Key": "k-1",
+    });
+    const body = await response.json();
+    assert.equal(response.status, 501);
+    assert.equal(body.error.type, "idempotency_unavailable");
+    assert.equal(server.messages.length, before);
+    // Without the header it sends as usual.
+    assert.equal((await post(app, "/send", to("ok@example.com"))).status, 200);
+  });
+});
+
+describe("browsers", () => {
+  it("the preflight allows Idempotency-Key; answers expose the idempotency and rate-limit fields", async () => {
+    const app = appFor();
+    const preflight = await app.request("/send", {
+      method: "OPTIONS",
+      headers: {
+        Origin: ORIGIN,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type, idempotency-key",
+      },
+    });
+    assert.equal(preflight.status, 204);
+    assert.match(preflight.headers.get("Access-Control-Allow-Headers") ?? "", /Idempotency-Key/i);
+    const response = await post(app, "/send", to("ok@example.com"), { Origin: ORIGIN });
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+    const exposed = (response.headers.get("Access-Control-Expose-Headers") ?? "").toLowerCase();
+    for (const name of ["retry-after", "idempotent-replayed", "ratelimit", "ratelimit-policy"]) {
+      assert.ok(exposed.split(/\s*,\s*/).includes(name), `${name} not exposed: ${exposed}`);
+    }
+    // A browser is a public caller: rate-limited by default, even with an API key.
+    assert.equal(response.headers.get("RateLimit-Policy"), '"messages";q=60;w=3600');
+  });
+});
+
+describe("what public callers see of SMTP failures", () => {
+  it("bodies: type, phase and codes with a generic message; server callers get the detail", async () => {
+    const app = appFor();
+    const publicAnswer = await (await post(app, "/send", to("gone@example.com", 3), {
+      Origin: ORIGIN,
+    })).text();
+    assert.ok(!publicAnswer.includes("internal"), publicAnswer);
+    assert.ok(!publicAnswer.includes(String(server.port)), publicAnswer);
+    const body = JSON.parse(publicAnswer);
+    assert.deepEqual(
+      { ...body.error, message: undefined },
+      { type: "rejected", phase: "rcpt", code: 550, enhancedCode: "5.1.1", message: undefined },
+    );
+    assert.equal(body.token, 3);
+    const serverAnswer = await (await post(app, "/send", to("gone@example.com"))).text();
+    assert.ok(serverAnswer.includes(SERVER_TEXT), serverAnswer);
+  });
+
+  it("SSE status events keep the reply codes, not the text", async () => {
+    const app = appFor();
+    const events = await readEvents(
+      await post(app, "/send", to("gone@example.com"), {
+        Origin: ORIGIN,
+        Accept: "text/event-stream",
+      }),
+    );
+    const raw = events.map((event) => event.data).join("\n");
+    assert.ok(!raw.includes("internal"), raw);
+    const rcpt = events.map((event) => JSON.parse(event.data)).find((data) =>
+      data.phase === "rcpt" && data.state === "done"
+    );
+    assert.deepEqual(rcpt.reply, { code: 550, enhancedCode: "5.1.1", message: "" });
+  });
+
+  it("the SMTP health check does not name the server to a public caller", async () => {
+    const config = configFor({ SMTP_URL: "smtp://127.0.0.1:1?tls=none" });
+    const app = appFor(config);
+    const response = await app.request("/health?smtp=1", {
+      headers: { Authorization: `Bearer ${API_KEY}`, Origin: ORIGIN },
+    });
+    const text = await response.text();
+    assert.equal(response.status, 502);
+    assert.equal(JSON.parse(text).error.type, "connection");
+    assert.ok(!text.includes("127.0.0.1"), text);
+    const detail = await (await app.request("/health?smtp=1", {
+      headers: { Authorization: `Bearer ${API_KEY}` },
+    })).text();
+    assert.ok(detail.includes("127.0.0.1"), detail);
+  });
+});
