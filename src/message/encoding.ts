@@ -280,8 +280,8 @@ export class Base64Rewrapper {
   #column = 0;
   #written = 0;
   #padded = false;
-  /** Output text produced but not yet written (the target was full). */
-  #leftover = "";
+  /** Octets of a line break still to write (2: CRLF, 1: its LF), when a target filled up mid-break. */
+  #breakDue = 0;
 
   /**
    * Starts at the beginning of `content`, which must have passed
@@ -322,43 +322,60 @@ export class Base64Rewrapper {
     return missing > 0;
   }
 
-  /** About `budget` characters of output text (less at the end; empty when done). */
-  #nextPiece(budget: number): string {
-    const parts: string[] = [];
-    let size = 0;
-    while (size < budget) {
-      if (this.#position === this.#dataEnd) {
-        this.#data = "";
-        if (!this.#refill()) break;
-      }
-      if (this.#column === BASE64_LINE_LENGTH) {
-        parts.push("\r\n");
-        size += 2;
-        this.#column = 0;
-      }
-      const take = Math.min(BASE64_LINE_LENGTH - this.#column, this.#dataEnd - this.#position);
-      parts.push(this.#data.slice(this.#position, this.#position + take));
-      this.#position += take;
-      this.#column += take;
-      this.#written += take;
-      size += take;
-    }
-    return parts.join("");
-  }
-
   /**
    * Writes output into `target` from `offset` until it is full or the output
    * ends; returns the offset after the last octet written.
    */
   writeInto(target: Uint8Array, offset: number): number {
     while (offset < target.length) {
-      if (this.#leftover === "") this.#leftover = this.#nextPiece(target.length - offset);
-      if (this.#leftover === "") break;
-      const { read, written } = encoder.encodeInto(this.#leftover, target.subarray(offset));
-      offset += written;
-      this.#leftover = read === this.#leftover.length ? "" : this.#leftover.slice(read);
+      if (this.#breakDue > 0) {
+        target[offset++] = this.#breakDue === 2 ? 13 : 10;
+        this.#breakDue--;
+        continue;
+      }
+      if (this.#position === this.#dataEnd) {
+        this.#data = "";
+        if (!this.#refill()) break;
+      }
+      if (this.#column === BASE64_LINE_LENGTH) {
+        this.#column = 0;
+        this.#breakDue = 2;
+        continue;
+      }
+      offset = this.#writeLines(target, offset);
     }
     return offset;
+  }
+
+  /**
+   * Writes as many data characters as fit (with the line breaks between
+   * them) in one native copy, then spreads the lines apart in place, from the
+   * last one back, to open the CRLF gaps: no string or buffer per line.
+   */
+  #writeLines(target: Uint8Array, offset: number): number {
+    const line = BASE64_LINE_LENGTH;
+    const room = target.length - offset;
+    const available = this.#dataEnd - this.#position;
+    // The rest of the current line, then lines that each cost a CRLF and 76 characters.
+    const first = line - this.#column;
+    let count = room <= first ? room : first + Math.floor((room - first) / (line + 2)) * line +
+      Math.max(0, ((room - first) % (line + 2)) - 2);
+    count = Math.min(count, available);
+    const breaks = count > first ? Math.floor((count - first - 1) / line) + 1 : 0;
+    const piece = this.#data.slice(this.#position, this.#position + count);
+    encoder.encodeInto(piece, target.subarray(offset, offset + count));
+    for (let j = breaks - 1; j >= 0; j--) {
+      const from = offset + first + j * line;
+      const to = Math.min(from + line, offset + count);
+      const shift = 2 * (j + 1);
+      target.copyWithin(from + shift, from, to);
+      target[from + shift - 2] = 13;
+      target[from + shift - 1] = 10;
+    }
+    this.#position += count;
+    this.#written += count;
+    this.#column = breaks === 0 ? this.#column + count : count - first - (breaks - 1) * line;
+    return offset + count + 2 * breaks;
   }
 }
 
