@@ -127,6 +127,17 @@ describe("measureBase64 and wrapBase64", () => {
     });
   }
 
+  it("splits lines and line breaks across output buffers of any size", () => {
+    const bytes = Uint8Array.from({ length: 500 }, (_, i) => (i * 37) & 255);
+    const canonical = Buffer.from(bytes).toString("base64");
+    const expected = canonical.replace(/.{76}(?=.)/g, "$&\r\n");
+    for (const input of [canonical, canonical.replace(/=+$/, "").replace(/.{1,50}/g, "$& \n")]) {
+      for (const chunkSize of [1, 2, 3, 5, 76, 77, 78, 79, 155, 156, 157]) {
+        assert.equal(concat(wrapBase64(input, chunkSize)), expected, `chunk size ${chunkSize}`);
+      }
+    }
+  });
+
   it("accepts the empty string", () => {
     assert.equal(measureBase64(""), 0);
     assert.equal(concat(wrapBase64("")), "");
