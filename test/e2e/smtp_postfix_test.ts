@@ -7,7 +7,15 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import PostalMime from "postal-mime";
-import { resultOf, SmtpClient, SmtpError, type StatusEvent } from "../../src/mod.ts";
+import {
+  type Connect,
+  denoConnect,
+  resultOf,
+  SmtpClient,
+  SmtpError,
+  type SmtpSocket,
+  type StatusEvent,
+} from "../../src/mod.ts";
 import { guard } from "../support/guard.ts";
 import { type PostfixServer, postfixSkipReason, startPostfix } from "../support/postfix.ts";
 
@@ -230,4 +238,87 @@ describe("SmtpClient against Postfix", { skip }, () => {
       assert.match(message.raw, new RegExp(`body ${i}`));
     }
   });
+});
+
+describe("queued sends pipelined across messages, to a Postfix that refuses illegal pipelining", {
+  skip,
+}, () => {
+  let postfix: PostfixServer;
+  before(async () => {
+    postfix = await startPostfix();
+  });
+
+  /** A socket factory over the Deno adapter that counts the client's writes. */
+  function countingWrites() {
+    const counts = { writes: 0 };
+    const connect: Connect = async (options) => {
+      const socket = await denoConnect(options);
+      const wrap = (inner: SmtpSocket): SmtpSocket => ({
+        get secure() {
+          return inner.secure;
+        },
+        read: () => inner.read(),
+        write: (bytes) => {
+          counts.writes++;
+          return inner.write(bytes);
+        },
+        startTls: async (tls) => wrap(await inner.startTls(tls)),
+        close: () => inner.close(),
+      });
+      return wrap(socket);
+    };
+    return { connect, counts };
+  }
+
+  for (
+    const [name, recipients] of [
+      ["DATA (two recipients, all or nothing)", 2],
+      ["CHUNKING (one recipient, BDAT LAST)", 1],
+    ] as const
+  ) {
+    it(`${name}: accepted as legitimate, one connection, far fewer writes than lock-step`, async () => {
+      await postfix.clearDelivered();
+      const logOffset = (await postfixLog(postfix)).length;
+      const { connect, counts } = countingWrites();
+      const queued = new SmtpClient({
+        host: "localhost",
+        port: postfix.port,
+        tls: "starttls",
+        caCerts: [postfix.caCert],
+        timeoutMs: 10_000,
+        connect,
+        pool: { maxConnections: 1 },
+      });
+      const to = (i: number) =>
+        Array.from({ length: recipients }, (_, r) => `queued${i}-${r}@example.org`);
+      const sends = Array.from({ length: 10 }, (_, i) =>
+        queued.send({
+          from: "ann@example.com",
+          // Postfix refuses every recipient of message 5: it fails alone, the stream goes on
+          // (RSET pipelined before the next MAIL). One accepted recipient would get a 354
+          // that only dropping the connection can leave without delivering.
+          to: i === 4
+            ? [postfix.rejectedRecipient, postfix.deferredRecipient].slice(0, recipients)
+            : to(i),
+          subject: `queued ${i}`,
+          text: `queued body ${i}\n.line with a dot\n`,
+        }).then((r) => r.status, (e) => (e as SmtpError).type));
+      const outcomes = await Promise.all(sends);
+      await queued.close();
+      assert.deepEqual(outcomes, [...Array(4).fill("sent"), "rejected", ...Array(5).fill("sent")]);
+      const delivered = await postfix.waitForDelivery(9);
+      for (const i of [0, 1, 2, 3, 5, 6, 7, 8, 9]) {
+        const copies = delivered.filter((m) => m.raw.includes(`Subject: queued ${i}\n`));
+        assert.equal(copies.length, 1, `message ${i} delivered once`);
+        assert.deepEqual(copies[0].recipients, to(i));
+        assert.match(copies[0].raw, /\n\.line with a dot\n/);
+      }
+      assert.ok(!delivered.some((m) => m.raw.includes("Subject: queued 4\n")));
+      const log = (await postfixLog(postfix)).slice(logOffset);
+      assert.doesNotMatch(log, /improper command pipelining|protocol synchronization/i);
+      assert.equal(log.match(/ connect from /g)?.length ?? 1, 1);
+      // Lock-step would be at least one write per command: 10 x (MAIL, RCPT…, DATA or BDAT).
+      assert.ok(counts.writes <= 3 + 11 + 2, `${counts.writes} writes`);
+    });
+  }
 });

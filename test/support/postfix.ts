@@ -24,7 +24,9 @@
  *   `smtpd_forbid_unauth_pipelining = yes`: a command sent before the reply it
  *   must wait for (EHLO with anything behind it, content behind DATA before
  *   the 354, anything before the greeting) gets
- *   `554 5.5.0 Error: SMTP protocol synchronization` and a hang-up.
+ *   `554 5.5.0 Error: SMTP protocol synchronization` and a hang-up; and
+ *   `reject_unauth_pipelining` in the recipient and data restrictions, so a
+ *   session that ever pipelined illegally has its recipients and data refused.
  * - `message_size_limit` = {@linkcode PostfixServer.sizeLimit} (1 MiB).
  * - Refuses {@linkcode PostfixServer.rejectedRecipient} (550 5.1.1),
  *   {@linkcode PostfixServer.deferredRecipient} (450 4.2.1) at RCPT and
@@ -412,9 +414,11 @@ function mainCf(paths: { root: string; configDir: string; queueDir: string; logF
     "smtpd_delay_reject = no",
     "smtpd_relay_restrictions = permit_mynetworks, reject",
     `smtpd_sender_restrictions = check_sender_access texthash:${paths.configDir}/sender_access`,
-    "smtpd_recipient_restrictions = " +
+    "smtpd_recipient_restrictions = reject_unauth_pipelining, " +
     `check_recipient_access texthash:${paths.configDir}/recipient_access, ` +
     "permit_mynetworks, reject",
+    // Refuse the data of a client that ever pipelined where RFC 2920 does not allow it.
+    "smtpd_data_restrictions = reject_unauth_pipelining",
     "default_transport = capture:capture",
     "relay_transport = capture:capture",
     `message_size_limit = ${SIZE_LIMIT}`,
