@@ -438,7 +438,8 @@ export class TransactionStream {
     this.#wire.phase = "mail";
     this.#queueEnvelope(flight);
     emitStatus(step, { phase: "message", state: "started" });
-    const iterator = canonicalizeLineEnds(tx.chunks())[Symbol.iterator]();
+    // Reused buffers are safe: each chunk is flushed before the one after next is asked for.
+    const iterator = canonicalizeLineEnds(tx.chunks(), { reuseBuffers: true })[Symbol.iterator]();
     let current = iterator.next();
     while (true) {
       const next = current.done ? current : iterator.next();
@@ -491,7 +492,8 @@ export class TransactionStream {
     emitStatus(step, { phase: "data", state: "done", reply: summarizeReply(flight.dataReply!) });
     emitStatus(step, { phase: "message", state: "started" });
     this.#wire.phase = "message";
-    const iterator = encodeData(tx.chunks())[Symbol.iterator]();
+    // Reused buffers are safe: each chunk is written before the one after next is asked for.
+    const iterator = encodeData(tx.chunks(), { reuseBuffers: true })[Symbol.iterator]();
     let current = iterator.next();
     while (!current.done) {
       const next = iterator.next();
