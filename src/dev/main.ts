@@ -13,6 +13,8 @@
 import { Hono } from "hono";
 import { createApp } from "../http/app.ts";
 import { type Config, ConfigError, loadConfig } from "../http/config.ts";
+import { openDenoKvStore } from "../store/deno_kv.ts";
+import type { Store } from "../store/store.ts";
 import { DEV_SMTP_PORT, type DevMailServer, startDevMailServer } from "./mail_server.ts";
 import { createOutboxRoutes } from "./outbox.ts";
 
@@ -51,6 +53,7 @@ class StartupError extends Error {
  */
 export async function main(env: Env = Deno.env.toObject()): Promise<number> {
   let mailServer: DevMailServer | undefined;
+  let store: Store | undefined;
   try {
     const port = readPort(env, "PORT", DEV_HTTP_PORT);
     const embedded = !env.SMTP_URL && !env.SMTP_HOST;
@@ -66,7 +69,9 @@ export async function main(env: Env = Deno.env.toObject()): Promise<number> {
     const config = readConfig(appEnv, embedded);
     const root = new Hono();
     if (outboxDir !== undefined) root.route("/dev", createOutboxRoutes(outboxDir));
-    root.mount("/", createApp(config).fetch);
+    // Idempotency keys (and RATE_LIMIT, when set) live in Deno KV, as with `deno task start`.
+    store = await openStore(config);
+    root.mount("/", createApp(config, { store }).fetch);
 
     // Listen for signals before the start-up line, which tells scripts they may send one.
     const signalled = untilSignal();
@@ -83,9 +88,11 @@ export async function main(env: Env = Deno.env.toObject()): Promise<number> {
     shutdown.abort();
     await server.finished;
     await mailServer?.close();
+    await store.close();
     return 0;
   } catch (error) {
     await mailServer?.close();
+    await store?.close();
     if (!(error instanceof StartupError)) throw error;
     for (const problem of error.problems) console.error(`edgemail dev: ${problem}`);
     return 1;
@@ -135,6 +142,14 @@ function embeddedEnv(env: Env, mailServer: DevMailServer): Env {
     SMTP_CA_CERT: mailServer.caCert,
     MAIL_FROM: env.MAIL_FROM || DEV_MAIL_FROM,
   };
+}
+
+async function openStore(config: Config): Promise<Store> {
+  try {
+    return await openDenoKvStore({ path: config.kvPath });
+  } catch (error) {
+    throw new StartupError([(error as Error).message]);
+  }
 }
 
 function readConfig(env: Env, development: boolean): Config {

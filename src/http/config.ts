@@ -9,7 +9,14 @@
 
 import * as v from "valibot";
 import { normalizeDomain, parseMailbox } from "../message/address.ts";
-import { MAX_TIMER_MS } from "../smtp/client.ts";
+import {
+  AUTH_MECHANISMS,
+  COMMAND_UNSAFE,
+  HOST_NAME,
+  isHost,
+  MAX_TIMER_MS,
+  TLS_MODES,
+} from "../smtp/options.ts";
 import type { SmtpAuth, SmtpClientOptions, TlsMode } from "../smtp/client.ts";
 
 /** Addresses and domains a request may use (`ALLOWED_FROM` / `ALLOWED_TO`), normalised. */
@@ -109,13 +116,8 @@ export const CONFIG_DEFAULTS = {
   publicRateLimit: { limit: 60, windowMs: 3_600_000 },
 } as const;
 
-const TLS_MODES: readonly TlsMode[] = ["starttls", "implicit", "opportunistic", "none"];
-const MECHANISMS = ["plain", "login", "cram-md5", "xoauth2"];
 /** Characters RFC 6750 allows in a bearer token; others could never be presented. */
 const BEARER_TOKEN = /^[A-Za-z0-9._~+/-]+=*$/;
-const HOST_NAME =
-  /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
-const IPV6_LITERAL = /^\[[0-9A-Fa-f:.]+\]$/;
 
 /** A variable's value is wrong; the message says why without repeating it. */
 class Problem extends Error {}
@@ -169,7 +171,7 @@ function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
 
 function commandSafe(what: string) {
   return (text: string): string => {
-    if (/[\r\n\0]/.test(text)) {
+    if (COMMAND_UNSAFE.test(text)) {
       throw new Problem(`${what} must not contain CR, LF or NUL characters`);
     }
     return text;
@@ -178,7 +180,7 @@ function commandSafe(what: string) {
 
 function hostName(text: string): string {
   const host = text.trim();
-  if (!HOST_NAME.test(host) && !IPV6_LITERAL.test(host)) {
+  if (!isHost(host)) {
     throw new Problem("must be a host name or an IP address, such as smtp.example.com");
   }
   return host.replace(/^\[(.*)\]$/, "$1");
@@ -217,7 +219,9 @@ function rateLimit(text: string): RateLimit | "off" {
 
 function mechanism(text: string): string {
   const value = text.trim().toLowerCase();
-  if (!MECHANISMS.includes(value)) throw new Problem(`must be one of ${MECHANISMS.join(", ")}`);
+  if (!(AUTH_MECHANISMS as readonly string[]).includes(value)) {
+    throw new Problem(`must be one of ${AUTH_MECHANISMS.join(", ")}`);
+  }
   return value;
 }
 
@@ -433,7 +437,7 @@ export function loadConfig(
     maxBatch: vars.MAX_BATCH ?? CONFIG_DEFAULTS.maxBatch,
     keepaliveMs: CONFIG_DEFAULTS.keepaliveMs,
     development,
-    rateLimit: rateLimits(vars.RATE_LIMIT),
+    rateLimit: rateLimits(vars.RATE_LIMIT, development),
     trustProxy: vars.TRUST_PROXY ?? false,
     idempotencyTtlMs: (vars.IDEMPOTENCY_TTL_S ?? CONFIG_DEFAULTS.idempotencyTtlS) * 1000,
     kvPath: vars.KV_PATH,
@@ -441,9 +445,15 @@ export function loadConfig(
   };
 }
 
-/** `RATE_LIMIT` for each kind of caller: when unset, public callers get the default. */
-function rateLimits(value: RateLimit | "off" | undefined): Config["rateLimit"] {
-  if (value === "off") return {};
+/**
+ * `RATE_LIMIT` for each kind of caller: when unset, public callers get the
+ * default, except in development mode, where mail never leaves the machine.
+ */
+function rateLimits(
+  value: RateLimit | "off" | undefined,
+  development: boolean,
+): Config["rateLimit"] {
+  if (value === "off" || (value === undefined && development)) return {};
   if (value === undefined) return { public: { ...CONFIG_DEFAULTS.publicRateLimit } };
   return { public: value, server: value };
 }

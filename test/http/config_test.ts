@@ -383,6 +383,15 @@ describe("loadConfig: browsers, rate limits, idempotency", () => {
     assert.equal(config.store, true);
   });
 
+  it("development mode (mail stays in the embedded server) has no default rate limit", () => {
+    const dev = { SMTP_URL: "smtp://127.0.0.1:2525?tls=none" };
+    assert.deepEqual(loadConfig(dev, { development: true }).rateLimit, {});
+    assert.deepEqual(loadConfig({ ...dev, RATE_LIMIT: "5/1m" }, { development: true }).rateLimit, {
+      public: { limit: 5, windowMs: 60_000 },
+      server: { limit: 5, windowMs: 60_000 },
+    });
+  });
+
   it("RATE_LIMIT applies to every caller; off turns it off", () => {
     const cases: [string, { limit: number; windowMs: number }][] = [
       ["20/60s", { limit: 20, windowMs: 60_000 }],
