@@ -34,7 +34,6 @@ export {
   SmtpClient,
   type SmtpClientOptions,
   type TlsMode,
-  validateMessage,
 } from "./smtp/client.ts";
 export {
   SMTP_ERROR_TYPES,

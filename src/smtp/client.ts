@@ -8,7 +8,12 @@
  */
 
 import { composeMessage } from "../message/compose.ts";
-import { type Message, type MessageInput, parseMessage } from "../message/schema.ts";
+import {
+  isValidatedMessage,
+  type MessageInput,
+  parseMessage,
+  type ValidatedMessage,
+} from "../message/schema.ts";
 import { isAbortError, SmtpError } from "./errors.ts";
 import { resolvePoolOptions, resolveSessionOptions, type SmtpClientOptions } from "./options.ts";
 import { ConnectionPool, type PoolSendReport } from "./pool.ts";
@@ -53,31 +58,6 @@ export interface CompletedDetail {
   token: unknown;
 }
 
-/** Messages {@linkcode SmtpClient.sendValidated} accepts: what `parseMessage` returned. */
-const validated = new WeakSet<object>();
-
-/**
- * Validates `input` like `send` does and returns the message in the form
- * {@linkcode SmtpClient.sendValidated} takes without validating it again.
- * Throws the validation error (a TypeError naming the field).
- */
-export function validateMessage(
-  input: MessageInput,
-  options?: Parameters<typeof parseMessage>[1],
-): Message {
-  return markValidated(parseMessage(input, options));
-}
-
-/**
- * Marks a message that has passed `MessageSchema` (with its `from` resolved)
- * as validated, so {@linkcode SmtpClient.sendValidated} takes it as it is.
- * For the HTTP layer, whose route validator already ran the schema.
- */
-export function markValidated(message: Message): Message {
-  validated.add(message);
-  return message;
-}
-
 /**
  * Sends mail over SMTP. Several sends may run at once: they share a pool of
  * connections and never interleave on one connection; sends queued for one
@@ -105,10 +85,13 @@ export class SmtpClient extends EventTarget {
   /**
    * Sends `message`. Resolves with the result when the message was accepted;
    * rejects with an {@linkcode SmtpError} (its `result` holds the full result)
-   * or an `AbortError`. The message is validated and snapshotted now.
+   * or an `AbortError`. The message is validated and snapshotted now, unless
+   * it is a `ValidatedMessage` (what `parseMessage` returns: already valid
+   * and frozen), which is sent as it is.
    */
-  send(message: MessageInput, options: SendOptions = {}): Promise<SendResult> {
-    let parsed: Message;
+  send(message: MessageInput | ValidatedMessage, options: SendOptions = {}): Promise<SendResult> {
+    if (isValidatedMessage(message)) return this.#start(message, options);
+    let parsed: ValidatedMessage;
     try {
       parsed = parseMessage(message);
     } catch (error) {
@@ -118,12 +101,18 @@ export class SmtpClient extends EventTarget {
   }
 
   /**
-   * {@linkcode SmtpClient.send} for a message that was validated already (by
-   * {@linkcode validateMessage} or {@linkcode markValidated}): it is not
-   * parsed again. Any other object is validated as `send` would.
+   * Sends a message `parseMessage` (or `safeParseMessage`) returned, without
+   * validating it again: one pass over a large message instead of two. Throws
+   * a TypeError for anything else.
    */
-  sendValidated(message: Message, options: SendOptions = {}): Promise<SendResult> {
-    if (!validated.has(message)) return this.send(message as MessageInput, options);
+  sendValidated(message: ValidatedMessage, options: SendOptions = {}): Promise<SendResult> {
+    if (!isValidatedMessage(message)) {
+      return Promise.reject(
+        new TypeError(
+          "sendValidated takes what parseMessage returned (a ValidatedMessage); use send().",
+        ),
+      );
+    }
     return this.#start(message, options);
   }
 
@@ -148,7 +137,7 @@ export class SmtpClient extends EventTarget {
     return this.close();
   }
 
-  #start(message: Message, options: SendOptions): Promise<SendResult> {
+  #start(message: ValidatedMessage, options: SendOptions): Promise<SendResult> {
     if (this.#closed) {
       return Promise.reject(
         new DOMException(
@@ -163,7 +152,7 @@ export class SmtpClient extends EventTarget {
     return run;
   }
 
-  async #send(message: Message, options: SendOptions): Promise<SendResult> {
+  async #send(message: ValidatedMessage, options: SendOptions): Promise<SendResult> {
     const token = options.token ?? message.token ?? null;
     const report: PoolSendReport = { dsnSupported: false };
     let phase: SmtpPhase = "connect";
@@ -261,26 +250,13 @@ function unexpected(error: unknown, phase: SmtpPhase, dataWritten: boolean): Smt
  * outcome (sent, failed or cancelled). Only an invalid message rejects, with
  * the validation error.
  */
-export function sendSettled(
+export async function sendSettled(
   client: SmtpClient,
-  message: MessageInput,
+  message: MessageInput | ValidatedMessage,
   options: SendOptions = {},
 ): Promise<SendResult> {
-  return settled(client.send(message, options));
-}
-
-/** {@linkcode sendSettled} through {@linkcode SmtpClient.sendValidated}. */
-export function sendValidatedSettled(
-  client: SmtpClient,
-  message: Message,
-  options: SendOptions = {},
-): Promise<SendResult> {
-  return settled(client.sendValidated(message, options));
-}
-
-async function settled(sending: Promise<SendResult>): Promise<SendResult> {
   try {
-    return await sending;
+    return await client.send(message, options);
   } catch (error) {
     const result = resultOf(error);
     if (result) return result;
