@@ -361,9 +361,11 @@ export class TransactionStream {
     try {
       await this.#writeLoop(source);
     } catch (error) {
-      // A failed write: the replies already on their way may still say more (a refusal).
+      // A failed write: the replies already on their way may still say more (a refusal),
+      // unless the connection is stuck rather than gone.
       this.#failure ??= error;
       this.#wire.markBroken();
+      if (!(error instanceof SmtpError && error.type === "connection")) await this.#wire.destroy();
     }
     await this.#reading;
     if (this.#flights.some((flight) => !flight.settled)) {
@@ -471,7 +473,11 @@ export class TransactionStream {
   async #writeWithData(flight: Flight): Promise<void> {
     const { tx, step } = flight;
     this.#wire.phase = "mail";
-    if (!await this.#writeEnvelope(flight)) return;
+    if (!await this.#writeEnvelope(flight)) {
+      // Refused or cancelled in lock-step: the server may hold the transaction open.
+      this.#resetPending = true;
+      return;
+    }
     emitStatus(step, { phase: "data", state: "started" });
     this.#queue(encoder.encode("DATA\r\n"));
     this.#expect({ kind: "data", flight });
@@ -486,6 +492,8 @@ export class TransactionStream {
         // After a 354 the only way out that cannot deliver is to drop the
         // connection: the final dot is never sent.
         await this.#drop(flight);
+      } else if (!flight.resetFollows) {
+        this.#resetPending = true;
       }
       return;
     }
