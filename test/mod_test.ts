@@ -69,7 +69,12 @@ describe("src/mod.ts exports", () => {
     assert.equal(message.from?.address, "app@example.com");
     assert.deepEqual(message.to.map((m) => m.address), ["bob@example.org", "cy@example.net"]);
     assert.throws(
-      () => edgemail.parseMessage({ from: "ann@example.com", to: ["bob@example.org", "nope"] }),
+      () =>
+        edgemail.parseMessage({
+          from: "ann@example.com",
+          to: ["bob@example.org", "nope"],
+          text: "Hi",
+        }),
       (error: unknown) => {
         assert.ok(error instanceof MessageValidationError);
         assert.deepEqual(error.issues.map((issue) => issue.path), ["to[1]"]);

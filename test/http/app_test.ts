@@ -383,7 +383,7 @@ describe("batch validation and policy", () => {
     const none = await json(await app.request("/send/batch", post(message)), 400);
     assert.ok(none.error.issues.some((issue: { path: string }) => issue.path === "messages"));
     const bad = await json(
-      await app.request("/send/batch", post({ messages: [message, { to: 7 }] })),
+      await app.request("/send/batch", post({ messages: [message, { to: 7, text: "x" }] })),
       400,
     );
     assert.deepEqual(bad.error.issues.map((issue: { path: string }) => issue.path), [
