@@ -28,8 +28,8 @@ export const AUTH_MECHANISMS = SASL_MECHANISMS.map((name) => name.toLowerCase())
 export const HOST_NAME =
   /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
-/** An IP address literal, IPv6 with or without its brackets. */
-const IP_LITERAL = /^\[?[0-9A-Fa-f:.]+\]?$/;
+/** An IP address literal in brackets, or an IPv6 address without them. */
+const IP_LITERAL = /^(?:\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)$/;
 
 /** Whether `text` is a host name or an IP address a connection can go to. */
 export function isHost(text: string): boolean {

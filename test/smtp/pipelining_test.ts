@@ -312,3 +312,27 @@ describe("pipelining across messages: lock-step fallback", () => {
     }
   });
 });
+
+describe("pipelining across messages: the pool", () => {
+  it("spreads a batch over maxConnections pipelined connections, each message sent once", async () => {
+    const { server, connections } = await startServer(() => realistic(CHUNKING, accept));
+    try {
+      const client = clientFor(server, { pool: { maxConnections: 3 } });
+      const outcomes = await queueAll(client, 30);
+      assert.deepEqual(outcomes, Array(30).fill("sent"));
+      assert.equal(server.connections, 3);
+      const perConnection = connections.map((conn) => subjectsOn(conn).length);
+      assert.equal(perConnection.reduce((a, b) => a + b), 30);
+      // Each connection got a fair share, and wrote its share without waiting in between.
+      for (const [i, conn] of connections.entries()) {
+        assert.ok(perConnection[i] >= 5, `connection ${i}: ${perConnection}`);
+        const batches = conn.reads.filter((read) => /^BDAT \d+ LAST\r$/m.test(read));
+        assert.ok(batches.length <= 2, `connection ${i}: ${batches.length} writes with data`);
+      }
+      const subjects = connections.flatMap(subjectsOn).sort();
+      assert.deepEqual(subjects, Array.from({ length: 30 }, (_, i) => `Message ${i + 1}`).sort());
+    } finally {
+      await server.close();
+    }
+  });
+});
