@@ -334,6 +334,7 @@ async function post(server: HttpServer, path: string, body?: string): Promise<un
     method: "POST",
     headers: { Authorization: `Bearer ${API_KEY}`, "Content-Type": "application/json" },
     body,
+    signal: AbortSignal.timeout(CHILD_TIMEOUT_MS),
   });
   const answer = await response.json();
   if (!response.ok) throw new Error(`POST ${path}: ${response.status} ${JSON.stringify(answer)}`);
