@@ -98,7 +98,37 @@ async function readText(
 ): Promise<string | typeof TOO_LARGE | typeof NOT_UTF8> {
   if (body === null) return "";
   const bytes = await gatherBytes(body, { maxBytes, declared });
-  return bytes === TOO_LARGE ? TOO_LARGE : decodeUtf8(bytes);
+  if (bytes === TOO_LARGE) return TOO_LARGE;
+  const text = decodeUtf8(bytes);
+  release(bytes.buffer);
+  return text;
+}
+
+/**
+ * Frees a buffer's memory now rather than at some later garbage collection
+ * (which, with few allocations on the JavaScript heap, may not come for the
+ * rest of the request): a `transfer` to length 0 detaches it. Measured on a
+ * 14 MB body through `Deno.serve`: the chunks read and the gathered bytes
+ * otherwise all stay resident until the request ends.
+ */
+function release(buffer: ArrayBufferLike): void {
+  const own = buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
+  if (typeof own.transfer === "function" && !own.resizable) own.transfer(0);
+}
+
+/**
+ * Releases a chunk read from the stream once it is copied, when the chunk
+ * spans its whole buffer: the reader owns a chunk handed to it, and a view
+ * of part of a buffer may share it with its producer.
+ */
+function releaseChunk(chunk: Uint8Array): void {
+  const { buffer } = chunk;
+  if (
+    chunk.byteOffset === 0 && chunk.byteLength === buffer.byteLength &&
+    !(typeof SharedArrayBuffer === "function" && buffer instanceof SharedArrayBuffer)
+  ) {
+    release(buffer);
+  }
 }
 
 interface GatherOptions {
@@ -138,10 +168,11 @@ function firstSize(options: GatherOptions): number {
   return Math.min(options.declared ?? INITIAL_BUFFER, TRUSTED_DECLARED, options.maxBytes);
 }
 
-/** A copy of `bytes[0, length)` in a buffer of `size` octets. */
+/** A copy of `bytes[0, length)` in a buffer of `size` octets; the old buffer is released. */
 function grow(bytes: Uint8Array, length: number, size: number): Uint8Array<ArrayBuffer> {
   const grown = new Uint8Array(size);
   grown.set(bytes.subarray(0, length));
+  release(bytes.buffer);
   return grown;
 }
 
@@ -193,6 +224,7 @@ async function gatherChunks(
         buffer = grow(buffer, length, grownSize(buffer.length, needed, options));
       }
       buffer.set(value, length);
+      releaseChunk(value);
       length = needed;
     }
   } finally {

@@ -123,6 +123,19 @@ describe("readJsonBody", () => {
     assert.ok(state.pulled <= 6);
   });
 
+  it("never detaches memory it does not own: a caller's array, or chunks that share a buffer", async () => {
+    const bytes = encoder.encode(JSON.stringify({ subject: "intact" }));
+    assert.deepEqual(await readJsonBody(post(bytes), { maxBytes: 1000 }), {
+      ok: true,
+      value: { subject: "intact" },
+    });
+    assert.equal(bytes.byteLength, 20, "the caller's array was detached");
+    const shared = encoder.encode('{"a":1}    ');
+    const { stream } = countingStream([shared.subarray(0, 4), shared.subarray(4)]);
+    assert.equal((await readJsonBody(post(stream), { maxBytes: 1000 })).ok, true);
+    assert.equal(shared.byteLength, 11);
+  });
+
   it("reads a byte stream into its buffer (BYOB), growing it, with the same limit", async () => {
     const text = JSON.stringify({ subject: "é".repeat(100_000) });
     const bytes = encoder.encode(text);
