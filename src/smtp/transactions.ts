@@ -430,7 +430,7 @@ export class TransactionStream {
     }
     const flight = new Flight(send, plan, this.#started++);
     this.#flights.push(flight);
-    flight.watchCancellation(() => this.wake());
+    flight.watchCancellation(() => this.#abandon(flight));
     return flight;
   }
 
@@ -642,6 +642,26 @@ export class TransactionStream {
     return new Promise((resolve) => {
       this.#wake = resolve;
     });
+  }
+
+  /**
+   * `flight` was cancelled before its data end was committed. Unless the
+   * server still owes the verdict on a message whose data went out, the
+   * connection is closed at once: nothing more is written for it, and the
+   * sends behind it go to another connection.
+   */
+  #abandon(flight: Flight): void {
+    const owed = this.#flights.some((f) => f !== flight && !f.settled && f.endQueued);
+    if (!owed && !this.#wire.closed) {
+      this.#failure ??= new SmtpError(
+        "connection",
+        "The connection was closed to abandon a cancelled send.",
+        { phase: flight.phase },
+      );
+      this.#wire.markBroken();
+      this.#wire.destroy();
+    }
+    this.wake();
   }
 
   /** Drops the connection to abandon `flight` after a 354; later sends go elsewhere. */
