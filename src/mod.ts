@@ -39,6 +39,7 @@ export {
   SMTP_ERROR_TYPES,
   SMTP_PHASES,
   SmtpError,
+  type SmtpErrorOptions,
   type SmtpErrorType,
   type SmtpPhase,
 } from "./smtp/errors.ts";
@@ -61,3 +62,4 @@ export {
 } from "./socket/socket.ts";
 export { denoConnect } from "./socket/deno.ts";
 export * from "./message/mod.ts";
+export type { ValidatedMessage } from "./message/schema.ts";

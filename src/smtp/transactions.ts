@@ -714,6 +714,19 @@ export class TransactionStream {
       }
       this.#expected.shift();
       this.#interpret(expected, reply);
+      if (reply.code === 421 && this.#expected.length > 0) {
+        // The server is closing the connection: what it had not answered yet goes elsewhere.
+        const closing = new SmtpError(
+          "transient",
+          `The server is closing the connection: ${reply.code} ${reply.message}`.trim(),
+          { phase: this.#wire.phase, code: reply.code, enhancedCode: reply.enhancedCode },
+        );
+        this.#failure ??= closing;
+        this.#fail(closing);
+        this.#readerActive = false;
+        await this.#wire.destroy();
+        return;
+      }
       if (this.#expected.length === 0) {
         for (const resolve of this.#replyWaiters.splice(0)) resolve();
       }

@@ -280,6 +280,35 @@ describe("pipelining across messages: faults in the middle of the stream", () =>
   });
 });
 
+describe("pipelining across messages: the server closing mid-stream", () => {
+  it("a 421 instead of message 3's MAIL reply: 1-2 sent, 3-5 sent once on a new connection", async () => {
+    const { server, connections } = await startServer((_conn, index) => {
+      const script = realistic(DATA_PATH, accept);
+      let mails = 0;
+      return {
+        ...script,
+        MAIL: async (conn, line) => {
+          if (index === 0 && ++mails === 3) {
+            await conn.send("421 4.3.2 Service shutting down\r\n");
+            await conn.close();
+            return;
+          }
+          await (script.MAIL as (c: FaultConnection, l: string) => Promise<void>)(conn, line);
+        },
+      };
+    });
+    try {
+      const outcomes = await queueAll(clientFor(server), 5);
+      assert.deepEqual(outcomes, ["sent", "sent", "sent", "sent", "sent"]);
+      assert.equal(server.connections, 2);
+      assert.deepEqual(subjectsOn(connections[0]), ["Message 1", "Message 2"]);
+      assert.deepEqual(subjectsOn(connections[1]), ["Message 3", "Message 4", "Message 5"]);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("pipelining across messages: lock-step fallback", () => {
   it("sends in lock-step on a new connection when the server refuses our pipelining", async () => {
     // Advertises PIPELINING but, like a strict Postfix, refuses commands sent ahead.
