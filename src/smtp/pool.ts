@@ -101,6 +101,9 @@ export class ConnectionPool {
   /** The server refused our pipelining once: later connections send in lock-step. */
   #lockStep = false;
   #jobs = new Set<Job>();
+  /** Sends taken by a connection and not settled yet: in all, and per connection. */
+  #taken = 0;
+  #inFlight = new Map<SmtpSession, number>();
   #retiring = new Set<Promise<void>>();
   #serving = new Set<Promise<void>>();
   #closed = false;
@@ -190,15 +193,11 @@ export class ConnectionPool {
 
   /** Running connections with no send in flight that could still take one. */
   #spareRunning(): number {
-    const busy = new Set<SmtpSession>();
-    for (const job of this.#jobs) if (job.state === "taken" && job.session) busy.add(job.session);
     let spare = 0;
-    for (const session of this.#running.keys()) {
-      const fresh = this.#queue.some((job) =>
-        this.#fits(job, session, this.#running.get(session)!)
-      );
-      const room = session.transactions < this.#limits.maxMessagesPerConnection;
-      if (!busy.has(session) && fresh && room && session.reusable) spare++;
+    for (const [session, serial] of this.#running) {
+      if ((this.#inFlight.get(session) ?? 0) > 0 || !session.reusable) continue;
+      if (session.transactions >= this.#limits.maxMessagesPerConnection) continue;
+      if (this.#queue.some((job) => this.#fits(job, session, serial))) spare++;
     }
     return spare;
   }
@@ -257,6 +256,8 @@ export class ConnectionPool {
         job.state = "taken";
         job.attempts++;
         job.session = session;
+        this.#taken++;
+        this.#inFlight.set(session, (this.#inFlight.get(session) ?? 0) + 1);
         job.report.dsnSupported = session.capabilities.has("DSN");
         return job;
       },
@@ -270,13 +271,8 @@ export class ConnectionPool {
   /** The next queued send for `session`, within its fair share of the queue. */
   #take(session: SmtpSession, serial: number): Job | undefined {
     if (session.transactions >= this.#limits.maxMessagesPerConnection) return undefined;
-    let inFlight = 0;
-    let total = this.#queue.length;
-    for (const job of this.#jobs) {
-      if (job.state !== "taken") continue;
-      total++;
-      if (job.session === session) inFlight++;
-    }
+    const inFlight = this.#inFlight.get(session) ?? 0;
+    const total = this.#queue.length + this.#taken;
     const connections = Math.max(1, this.#running.size + this.#opening);
     const share = Math.max(1, Math.ceil(total / connections));
     if (inFlight >= share) return undefined;
@@ -286,6 +282,12 @@ export class ConnectionPool {
   }
 
   #settle(job: Job, settlement: SendSettlement): void {
+    if (job.state === "taken" && job.session) {
+      this.#taken--;
+      const left = (this.#inFlight.get(job.session) ?? 1) - 1;
+      if (left > 0) this.#inFlight.set(job.session, left);
+      else this.#inFlight.delete(job.session);
+    }
     const retry = !settlement.ok && settlement.retry && job.attempts < 2 &&
       !job.step.signal?.aborted;
     if (!retry) {
