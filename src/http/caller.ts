@@ -15,9 +15,9 @@
  */
 
 import type { Context } from "hono";
-import type { SmtpErrorType, SmtpPhase } from "../smtp/errors.ts";
+import type { SmtpPhase } from "../smtp/errors.ts";
 import type { ReplySummary, ResultError } from "../smtp/result.ts";
-import type { HttpResult } from "./problems.ts";
+import type { HttpErrorType, HttpResult, HttpResultError } from "./problems.ts";
 
 /** What the app knows about a request's caller. */
 export interface Caller {
@@ -143,7 +143,7 @@ export async function sha256Hex(text: string | ArrayBuffer): Promise<string> {
 }
 
 /** What a public caller is told for each outcome: no server text, hosts, ports or users. */
-const PUBLIC_MESSAGES: Partial<Record<SmtpErrorType | "internal", string>> = {
+const PUBLIC_MESSAGES: Partial<Record<HttpErrorType, string>> = {
   connection: "The mail server could not be reached, or the connection to it was lost.",
   tls: "A secure connection to the mail server could not be established.",
   auth: "The mail server did not accept this service's login.",
@@ -166,13 +166,13 @@ const PUBLIC_PHASE_MESSAGES: Partial<Record<SmtpPhase, string>> = {
  * generic message. Errors the HTTP layer wrote itself (validation, policy,
  * internal) carry no server detail and pass unchanged.
  */
-export function publicError(error: ResultError): ResultError {
+export function publicError<E extends ResultError | HttpResultError>(error: E): E {
   const generic = (error.type === "rejected" || error.type === "transient") &&
       error.phase !== undefined
     ? PUBLIC_PHASE_MESSAGES[error.phase] ?? PUBLIC_MESSAGES[error.type]
     : PUBLIC_MESSAGES[error.type];
   if (generic === undefined) return error;
-  const out: ResultError = { type: error.type, message: generic };
+  const out = { type: error.type, message: generic } as E;
   if (error.phase !== undefined) out.phase = error.phase;
   if (error.code !== undefined) out.code = error.code;
   if (error.enhancedCode !== undefined) out.enhancedCode = error.enhancedCode;

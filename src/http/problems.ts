@@ -8,20 +8,35 @@
 
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ValidationIssue } from "../message/schema.ts";
-import type { SmtpError, SmtpErrorType } from "../smtp/errors.ts";
+import { SMTP_ERROR_TYPES, type SmtpError } from "../smtp/errors.ts";
 import type { ResultError, SendResult } from "../smtp/result.ts";
+
+/**
+ * Every `error.type` an HTTP answer can carry (contract section 3): the SMTP
+ * outcomes, then the ones only the HTTP layer raises.
+ */
+export const HTTP_ERROR_TYPES = [
+  ...SMTP_ERROR_TYPES,
+  "validation",
+  "unauthorized",
+  "forbidden",
+  "too_large",
+  "unsupported_media_type",
+  "not_found",
+  "method_not_allowed",
+  "conflict",
+  "idempotency_mismatch",
+  "rate_limited",
+  "idempotency_unavailable",
+] as const;
+
+/** An `error.type` of an HTTP answer. */
+export type HttpErrorType = typeof HTTP_ERROR_TYPES[number];
 
 /** The `error` of a request refused before any SMTP happened. */
 export interface ProblemError {
-  /** The error type (contract section 3), or `not_found` / `method_not_allowed` for routing. */
-  type:
-    | SmtpErrorType
-    | "not_found"
-    | "method_not_allowed"
-    | "conflict"
-    | "idempotency_mismatch"
-    | "rate_limited"
-    | "idempotency_unavailable";
+  /** The error type (contract section 3). */
+  type: HttpErrorType;
   /** What went wrong and what to do, without secrets or input values. */
   message: string;
   /** Schema problems, for `validation`. */
@@ -52,12 +67,20 @@ export const RETRY_AFTER_SECONDS = 60;
 export const CLIENT_CLOSED_REQUEST = 499;
 
 /** The HTTP status of each error type (contract section 3, status table). */
-export const STATUS_BY_ERROR_TYPE: Record<SmtpErrorType, ContentfulStatusCode> = {
+export const STATUS_BY_ERROR_TYPE: Record<HttpErrorType, ContentfulStatusCode> = {
   validation: 400,
   unauthorized: 401,
   forbidden: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  conflict: 409,
   too_large: 413,
+  unsupported_media_type: 415,
   rejected: 422,
+  idempotency_mismatch: 422,
+  rate_limited: 429,
+  internal: 500,
+  idempotency_unavailable: 501,
   connection: 502,
   tls: 502,
   auth: 502,
@@ -68,8 +91,17 @@ export const STATUS_BY_ERROR_TYPE: Record<SmtpErrorType, ContentfulStatusCode> =
   cancelled: CLIENT_CLOSED_REQUEST as ContentfulStatusCode,
 };
 
+/** The `error` of an HTTP Result: an SMTP outcome or one of the HTTP layer's. */
+export type HttpResultError = Omit<ResultError, "type"> & {
+  type: HttpErrorType;
+  issues?: ValidationIssue[];
+};
+
 /** A Result as the HTTP function answers it: `messageId` is absent when nothing was composed. */
-export type HttpResult = Omit<SendResult, "messageId"> & { messageId?: string };
+export type HttpResult = Omit<SendResult, "messageId" | "error"> & {
+  messageId?: string;
+  error?: HttpResultError;
+};
 
 /** The HTTP status of a send's Result: 200 when sent, else by its error type. */
 export function statusOfResult(result: HttpResult): ContentfulStatusCode {

@@ -8,34 +8,12 @@
 
 import * as v from "valibot";
 import { MessageSchema } from "../message/schema.ts";
+import { SMTP_PHASES } from "../smtp/types.ts";
+import { HTTP_ERROR_TYPES } from "./problems.ts";
 
-const ERROR_TYPES = [
-  "validation",
-  "unauthorized",
-  "forbidden",
-  "too_large",
-  "connection",
-  "tls",
-  "auth",
-  "rejected",
-  "transient",
-  "timeout",
-  "protocol",
-  "unknown_outcome",
-  "cancelled",
-] as const;
-
-const PHASES = [
-  "connect",
-  "greeting",
-  "ehlo",
-  "starttls",
-  "auth",
-  "mail",
-  "rcpt",
-  "data",
-  "message",
-] as const;
+// One source per enumeration: the SMTP outcomes and phases from smtp/, the HTTP-only types on top.
+const ERROR_TYPES = HTTP_ERROR_TYPES;
+const PHASES = SMTP_PHASES;
 
 /** A message as the request body of `POST /send` (`components/schemas/Message`). */
 export const SendRequestSchema = v.pipe(MessageSchema, v.metadata({ ref: "Message" }));

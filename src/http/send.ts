@@ -13,23 +13,18 @@ import { streamSSE } from "hono/streaming";
 import type { Message } from "../message/schema.ts";
 import { sendSettled, type SmtpClient } from "../smtp/client.ts";
 import type { StatusEvent } from "../smtp/result.ts";
-import type { Config } from "./config.ts";
+import type { ClientLease } from "./client_lease.ts";
+import { sendSessionOf } from "./idempotency.ts";
+import { logError, requestIdOf } from "./logging.ts";
 import { headersForStatus, type HttpResult, statusOfResult } from "./problems.ts";
 import type { Redact } from "./redact.ts";
+import { jsonBody } from "./responses.ts";
 import { EventStream } from "./sse.ts";
-
-/** An SMTP client for the duration of one request. */
-export interface ClientLease {
-  /** The client to send with. */
-  client: SmtpClient;
-  /** Called once the request is done with the client. */
-  release(): void;
-}
 
 /** What the handlers need from the app. */
 export interface SendDependencies {
-  /** The configuration (keepalive interval). */
-  config: Config;
+  /** Interval of SSE `: keepalive` comments, in milliseconds. */
+  keepaliveMs: number;
   /** Applied to every body, frame and log line. */
   redact: Redact;
   /** Provides the client for a request. */
@@ -57,8 +52,17 @@ export async function handleSend(
   const lease = deps.acquire(c);
   try {
     const result = await settle(c, lease.client, message, deps, {});
+    // Stored (or released) before answering: a retry after this answer replays it.
+    const session = sendSessionOf(c);
+    await session?.finish([result]);
     const status = statusOfResult(result);
-    return jsonBody(c, deps.redact, result, status, headersForStatus(status));
+    return jsonBody(
+      c,
+      deps.redact,
+      session?.view(result) ?? result,
+      status,
+      headersForStatus(status),
+    );
   } finally {
     lease.release();
   }
@@ -74,9 +78,12 @@ export async function handleBatch(
   const lease = deps.acquire(c);
   try {
     const results = await Promise.all(
-      messages.map((message) => settle(c, lease.client, message, deps, {})),
+      messages.map((message, index) => settle(c, lease.client, message, deps, { index })),
     );
-    return jsonBody(c, deps.redact, { results }, 200);
+    const session = sendSessionOf(c);
+    await session?.finish(results);
+    const shown = session === undefined ? results : results.map((result) => session.view(result));
+    return jsonBody(c, deps.redact, { results: shown }, 200);
   } finally {
     lease.release();
   }
@@ -91,20 +98,6 @@ export function countResults(
   return counts;
 }
 
-/** A JSON response whose text went through the redactor. */
-export function jsonBody(
-  c: Context,
-  redact: Redact,
-  body: unknown,
-  status: number,
-  headers: Record<string, string> = {},
-): Response {
-  return c.newResponse(redact(JSON.stringify(body)), status as 200, {
-    ...headers,
-    "Content-Type": "application/json; charset=UTF-8",
-  });
-}
-
 function streamSends(
   c: Context,
   messages: Message[],
@@ -115,29 +108,39 @@ function streamSends(
   // No onError argument: Hono would write the raw exception message to the client.
   return streamSSE(c, async (stream) => {
     const events = new EventStream(stream, {
-      keepaliveMs: deps.config.keepaliveMs,
+      keepaliveMs: deps.keepaliveMs,
       redact: deps.redact,
     });
     const gone = new AbortController();
     stream.onAbort(() => gone.abort());
     const lease = deps.acquire(c);
+    const session = sendSessionOf(c);
     try {
       const results = await Promise.all(messages.map(async (message, i) => {
         const index = options.batch ? { index: i } : {};
         const token = message.token ?? null;
         const result = await settle(c, lease.client, message, deps, {
+          index: i,
           gone: gone.signal,
-          onStatus: (event) =>
-            void events.emit("status", { ...index, ...statusData(event, token) }),
+          onStatus: (event) => {
+            const data = statusData(event, token);
+            if (data.reply !== undefined && session !== undefined) {
+              data.reply = session.viewReply(data.reply);
+            }
+            void events.emit("status", { ...index, ...data });
+          },
         });
-        await events.emit("completed", { ...index, ...result });
+        if (!options.batch) await session?.finish([result]);
+        await events.emit("completed", { ...index, ...(session?.view(result) ?? result) });
         return result;
       }));
+      if (options.batch) await session?.finish(results);
       if (options.batch) await events.emit("done", countResults(results));
     } catch (error) {
       // Not reached by SMTP outcomes (settle() resolves with them): a bug. The
       // client gets a sanitised Result, the log gets the details.
       logError(c, deps.redact, error);
+      await session?.finish([]);
       await events.emit("completed", internalErrorResult(null));
     } finally {
       // Every send has ended: give the client back before waiting on a slow reader.
@@ -169,7 +172,7 @@ async function settle(
   client: SmtpClient,
   message: Message,
   deps: SendDependencies,
-  options: { gone?: AbortSignal; onStatus?: (event: StatusEvent) => void },
+  options: { index?: number; gone?: AbortSignal; onStatus?: (event: StatusEvent) => void },
 ): Promise<HttpResult> {
   const request = c.req.raw.signal;
   const cancel = new AbortController();
@@ -181,6 +184,11 @@ async function settle(
   try {
     const onStatus = (event: StatusEvent) => {
       // From the message data on, the send must complete even if the client leaves.
+      if (event.state === "started" && (event.phase === "data" || event.phase === "message")) {
+        // An Idempotency-Key claim is marked as early as DATA: if this process dies from
+        // here on, a retry is told unknown_outcome instead of sending again.
+        sendSessionOf(c)?.written(options.index ?? 0);
+      }
       if (event.phase === "message" && event.state === "started") {
         outliveRequest(c, settled.promise);
       }
@@ -229,10 +237,6 @@ function internalErrorResult(token: unknown): HttpResult {
   };
 }
 
-function requestIdOf(c: Context): string {
-  return (c.get("requestId" as never) as string | undefined) ?? "-";
-}
-
 function logLateOutcome(c: Context, deps: SendDependencies, result: HttpResult): void {
   const outcome = result.status === "sent"
     ? `sent (${result.response ?? "no reply text"})`
@@ -241,12 +245,4 @@ function logLateOutcome(c: Context, deps: SendDependencies, result: HttpResult):
     `edgemail: request ${requestIdOf(c)}: the client went away after the message data was ` +
       `sent; message ${result.messageId} ${outcome}`,
   ));
-}
-
-/** Logs an unexpected error: name, message and stack, redacted. */
-export function logError(c: Context, redact: Redact, error: unknown): void {
-  const text = error instanceof Error
-    ? (error.stack ?? `${error.name}: ${error.message}`)
-    : String(error);
-  console.error(redact(`edgemail: request ${requestIdOf(c)}: internal error: ${text}`));
 }

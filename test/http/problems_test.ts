@@ -8,21 +8,30 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
   headersForStatus,
+  type HttpErrorType,
   problem,
   resultErrorOf,
   STATUS_BY_ERROR_TYPE,
   statusOfResult,
   tokenOf,
 } from "../../src/http/problems.ts";
-import { SmtpError, type SmtpErrorType } from "../../src/smtp/errors.ts";
+import { SmtpError } from "../../src/smtp/errors.ts";
 
 /** Contract section 3, status table: error type → HTTP status. */
-const CONTRACT_STATUS: [SmtpErrorType, number][] = [
+const CONTRACT_STATUS: [HttpErrorType, number][] = [
   ["validation", 400],
   ["unauthorized", 401],
   ["forbidden", 403],
+  ["not_found", 404],
+  ["method_not_allowed", 405],
+  ["conflict", 409],
   ["too_large", 413],
+  ["unsupported_media_type", 415],
   ["rejected", 422],
+  ["idempotency_mismatch", 422],
+  ["rate_limited", 429],
+  ["internal", 500],
+  ["idempotency_unavailable", 501],
   ["connection", 502],
   ["tls", 502],
   ["auth", 502],
@@ -33,7 +42,7 @@ const CONTRACT_STATUS: [SmtpErrorType, number][] = [
 ];
 
 /** A failed Result with an error of `type`, as the client produces it. */
-function failed(type: SmtpErrorType) {
+function failed(type: HttpErrorType) {
   return {
     status: "failed" as const,
     token: null,
