@@ -4,7 +4,10 @@
  *
  * The app is built once per isolate, on the first request, from the Worker's
  * `[vars]` and secrets. Sockets cannot outlive a request on Workers, so each
- * request gets its own SMTP client (no cross-request pool).
+ * request gets its own SMTP client (no cross-request pool). Idempotency
+ * claims and rate-limit counters live in the `EdgemailStore` Durable Object
+ * exported here and bound as `EDGEMAIL_STORE` in `wrangler.toml`; public
+ * callers are counted by `CF-Connecting-IP`.
  *
  * @module
  */
@@ -12,21 +15,43 @@
 import type { ExecutionContext, Hono } from "hono";
 import { createApp } from "../src/http/app.ts";
 import { ConfigError, loadConfig } from "../src/http/config.ts";
+import { cloudflareConnectingIp } from "../src/http/caller.ts";
 import { cloudflareConnect } from "../src/socket/cloudflare.ts";
+import {
+  durableObjectStore,
+  isDurableObjectNamespace,
+  STORE_BINDING,
+} from "../src/store/durable_object.ts";
+
+/** The Durable Object class behind `EDGEMAIL_STORE` (`wrangler.toml`). */
+export { EdgemailStore } from "../src/store/durable_object.ts";
 
 let app: Hono | undefined;
 
 /** Builds the app on first use; a configuration error is retried on the next request. */
 function appFor(env: Record<string, unknown>): Hono {
   if (app !== undefined) return app;
-  const config = loadConfig(stringVariables(env));
+  const namespace = env[STORE_BINDING];
+  const hasStore = isDurableObjectNamespace(namespace);
+  const config = loadConfig(stringVariables(env), { store: hasStore });
   if (config.smtp.caCerts !== undefined) {
     console.warn(
       "edgemail: SMTP_CA_CERT is ignored on Cloudflare Workers: certificates are checked " +
         "against the platform trust store. Use a server certificate from a public CA.",
     );
   }
-  app = createApp(config, { connect: cloudflareConnect, perRequestClient: true });
+  if (config.trustProxy) {
+    console.warn(
+      "edgemail: TRUST_PROXY is ignored on Cloudflare Workers: the client address is always " +
+        "CF-Connecting-IP, which Cloudflare sets (X-Forwarded-For is whatever the client sent).",
+    );
+  }
+  app = createApp({ ...config, trustProxy: false }, {
+    connect: cloudflareConnect,
+    perRequestClient: true,
+    store: hasStore ? durableObjectStore(namespace) : undefined,
+    clientAddress: cloudflareConnectingIp,
+  });
   return app;
 }
 
