@@ -1,8 +1,12 @@
 /**
  * The Deno entry — Deno, Deno Deploy, Supabase Edge Functions:
- * `deno serve --allow-net --allow-env --allow-read functions/deno.ts`.
+ * `deno serve --allow-net --allow-env --allow-read --allow-write functions/deno.ts`.
  * The configuration is read from the environment once, at start-up; a bad
- * one stops it with one line per problem.
+ * one stops it with one line per problem. Idempotency claims and rate-limit
+ * counters live in Deno KV (`KV_PATH`, a local SQLite file; the platform's KV
+ * on Deno Deploy). Where Deno has no KV (Supabase Edge Functions), there is no
+ * store: `Idempotency-Key` answers 501 and a public configuration must set
+ * `RATE_LIMIT=off`.
  *
  * @module
  */
@@ -10,14 +14,29 @@
 import type { Hono } from "hono";
 import { createApp } from "../src/http/app.ts";
 import { ConfigError, loadConfig } from "../src/http/config.ts";
+import { hasDenoKv, openDenoKvStore } from "../src/store/deno_kv.ts";
+import { StoreError } from "../src/store/store.ts";
 
 let app: Hono;
 try {
-  app = createApp(loadConfig(Deno.env.toObject()));
+  const env = Deno.env.toObject();
+  const config = loadConfig(env, { store: hasDenoKv() });
+  const store = config.store
+    ? await openDenoKvStore({
+      path: config.kvPath,
+      deployed: env.DENO_DEPLOYMENT_ID !== undefined,
+    })
+    : undefined;
+  app = createApp(config, { store });
 } catch (error) {
-  if (!(error instanceof ConfigError)) throw error;
+  if (!(error instanceof ConfigError) && !(error instanceof StoreError)) {
+    throw error;
+  }
   console.error(`edgemail cannot start. ${error.message}`);
   Deno.exit(1);
 }
 
-export default { fetch: (request) => app.fetch(request) } satisfies Deno.ServeDefaultExport;
+// The connection info becomes Hono's `c.env`: the client address of public callers.
+export default {
+  fetch: (request, info) => app.fetch(request, info),
+} satisfies Deno.ServeDefaultExport;
