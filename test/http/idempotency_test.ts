@@ -144,6 +144,21 @@ describe("which outcomes an Idempotency-Key keeps", () => {
   });
 });
 
+describe("the OpenAPI document", () => {
+  it("documents the Idempotency-Key header and the 409, 422, 429 and 501 answers", async () => {
+    const doc = await (await appFor().request("/openapi.json")).json();
+    for (const path of ["/send", "/send/batch"]) {
+      const operation = doc.paths[path].post;
+      const names = operation.parameters.map((p: { name: string }) => p.name);
+      assert.ok(names.includes("Idempotency-Key"), names.join());
+      for (const status of ["409", "422", "429", "501"]) {
+        assert.ok(operation.responses[status], `${path} ${status}`);
+      }
+      assert.match(operation.responses["429"].description, /rate_limited/);
+    }
+  });
+});
+
 describe("a platform without a store", () => {
   it("answers an Idempotency-Key with 501 idempotency_unavailable and sends nothing", async () => {
     const app = appFor(configFor({ CORS_ORIGINS: "", ALLOWED_TO: "" }, false));
