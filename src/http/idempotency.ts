@@ -169,6 +169,12 @@ export interface SendSession {
   written(index: number): void;
   /** Stores the outcome (or releases the key) once every message has one. */
   finish(results: HttpResult[]): Promise<void>;
+  /**
+   * Ends the claim after an unexpected failure, when the outcomes are not
+   * known: released if no message reached its data, else left to expire (and
+   * become `unknown_outcome` for the marked messages).
+   */
+  abandon(): Promise<void>;
   /** A Result as this caller may see it (for a public caller, the detail goes to the log). */
   view<T extends HttpResult>(result: T): T;
   /** A status event's reply as this caller may see it. */
@@ -293,6 +299,7 @@ export async function guardSends(
       if (isStorable(results)) await claim.complete(results);
       else await claim.release();
     },
+    abandon: async () => await claim?.abandon(),
     view: (result) => {
       if (caller.kind === "server") return result;
       if (result.error !== undefined) logPublicDetail(c, redact, result);
@@ -330,6 +337,7 @@ class Claim {
   /** Store operations in order: a mark always lands before the outcome. */
   #queue: Promise<unknown> = Promise.resolve();
   #done = false;
+  #marked = false;
 
   constructor(
     store: Store,
@@ -354,6 +362,7 @@ class Claim {
   }
 
   written(index: number): void {
+    this.#marked = true;
     this.#enqueue(() =>
       this.#store.run(this.#key, "markWritten", {
         owner: this.#owner,
@@ -374,6 +383,14 @@ class Claim {
     await this.#end(() =>
       this.#store.run(this.#key, "release", { owner: this.#owner, now: this.#now() })
     );
+  }
+
+  async abandon(): Promise<void> {
+    if (!this.#marked) return await this.release();
+    // No renewals: the lease runs out and the marked messages become unknown_outcome.
+    this.#done = true;
+    clearInterval(this.#renewal);
+    await this.#queue;
   }
 
   async #end(step: () => Promise<unknown>): Promise<void> {

@@ -140,7 +140,7 @@ function streamSends(
       // Not reached by SMTP outcomes (settle() resolves with them): a bug. The
       // client gets a sanitised Result, the log gets the details.
       logError(c, deps.redact, error);
-      await session?.finish([]);
+      await session?.abandon();
       await events.emit("completed", internalErrorResult(null));
     } finally {
       // Every send has ended: give the client back before waiting on a slow reader.
