@@ -234,6 +234,36 @@ describe("what public callers see of SMTP failures", () => {
     assert.deepEqual(rcpt.reply, { code: 550, enhancedCode: "5.1.1", message: "" });
   });
 
+  it("auth and TLS failures name neither the SMTP user, host, port nor TLS peer", async () => {
+    const secured = await startSmtpServer({ users: { "mailer-user": "right-pass" } });
+    try {
+      const cases = [
+        // Wrong password: the auth failure would name the user.
+        configFor({
+          SMTP_URL: `smtp://mailer-user:wrong-pass@localhost:${secured.port}`,
+          SMTP_CA_CERT: secured.caCert,
+        }),
+        // The server's certificate is from a CA we do not trust: the TLS failure names the peer.
+        configFor({ SMTP_URL: `smtp://mailer-user:right-pass@localhost:${secured.port}` }),
+      ];
+      for (const [i, config] of cases.entries()) {
+        const app = appFor(config);
+        const answer = await post(app, "/send", to("ok@example.com"), { Origin: ORIGIN });
+        const text = await answer.text();
+        assert.equal(answer.status, 502, text);
+        assert.equal(JSON.parse(text).error.type, i === 0 ? "auth" : "tls");
+        const serverDetail = i === 0 ? "credentials invalid" : "localhost";
+        for (const detail of ["mailer-user", "localhost", String(secured.port), serverDetail]) {
+          assert.ok(!text.includes(detail), `the public answer names ${detail}: ${text}`);
+        }
+        const detailed = await (await post(app, "/send", to("ok@example.com"))).text();
+        assert.ok(detailed.includes(serverDetail), `server callers get the detail: ${detailed}`);
+      }
+    } finally {
+      await secured.close();
+    }
+  });
+
   it("the SMTP health check does not name the server to a public caller", async () => {
     const config = configFor({ SMTP_URL: "smtp://127.0.0.1:1?tls=none" });
     const app = appFor(config);
