@@ -44,6 +44,8 @@ export const IDEMPOTENCY_HEADER = "Idempotency-Key";
 export const REPLAYED_HEADER = "Idempotent-Replayed";
 /** Longest accepted key. */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+/** Most seconds a 409 asks to wait (`Retry-After`) while the first request runs. */
+export const IN_FLIGHT_RETRY_S = 5;
 
 const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
 const CAPTURED = "edgemail.idempotency";
@@ -231,7 +233,11 @@ export async function guardSends(
       return replay(c, redact, view, options.batch);
     }
     if (output.kind === "in_flight") {
-      const seconds = Math.max(1, Math.ceil(output.retryAfterMs / 1000));
+      // The running request usually ends within seconds; its lease can be much longer.
+      const seconds = Math.min(
+        IN_FLIGHT_RETRY_S,
+        Math.max(1, Math.ceil(output.retryAfterMs / 1000)),
+      );
       return json(
         c,
         redact,
