@@ -45,12 +45,15 @@ export interface FunctionServer {
 /**
  * Starts the Deno entry with exactly `env` (plus what Deno needs) and waits
  * until `GET /health` answers; throws with its output if it never does.
+ * Without `KV_PATH` in `env`, it gets a Deno KV file of its own, removed on
+ * stop, so no idempotency key or rate-limit count outlives the test.
  */
 export async function startFunction(env: Record<string, string>): Promise<FunctionServer> {
   const port = freePort();
+  const kvDir = env.KV_PATH === undefined ? await Deno.makeTempDir() : undefined;
   const child = spawnDeno(
     ["serve", ...SERVE_FLAGS, "--host", "127.0.0.1", "--port", String(port), ENTRY],
-    env,
+    kvDir === undefined ? env : { ...env, KV_PATH: `${kvDir}/kv.sqlite3` },
   );
   let output = "";
   const drain = async (stream: ReadableStream<Uint8Array>) => {
@@ -66,6 +69,7 @@ export async function startFunction(env: Record<string, string>): Promise<Functi
     }
     await child.status;
     await drained;
+    if (kvDir !== undefined) await Deno.remove(kvDir, { recursive: true }).catch(() => {});
   };
   const deadline = Date.now() + START_DEADLINE_MS;
   while (true) {
