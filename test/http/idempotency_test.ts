@@ -10,7 +10,15 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { Hono } from "hono";
 import { createApp } from "../../src/http/app.ts";
-import { idempotencyKeyProblem, isStorable } from "../../src/http/idempotency.ts";
+import { Hono as HonoApp } from "hono";
+import {
+  captureIdempotencyKey,
+  guardSends,
+  idempotencyKeyProblem,
+  isStorable,
+  sendSessionOf,
+} from "../../src/http/idempotency.ts";
+import { memoryStore } from "../../src/store/memory.ts";
 import { type Config, loadConfig } from "../../src/http/config.ts";
 import type { HttpResult } from "../../src/http/problems.ts";
 import { SmtpClient } from "../../src/smtp/client.ts";
@@ -141,6 +149,56 @@ describe("which outcomes an Idempotency-Key keeps", () => {
     for (const bad of ["", "x".repeat(256), "a b", "a\u00e9", "a\x7f", "\t"]) {
       assert.match(idempotencyKeyProblem(bad) ?? "", /Idempotency-Key/, JSON.stringify(bad));
     }
+  });
+});
+
+describe("a request that fails unexpectedly abandons its claim", () => {
+  /** A send route that claims, maybe marks message 0, then fails; the clock is the test's. */
+  function failingApp(markFirst: boolean) {
+    let now = 1_000_000;
+    const config = configFor();
+    const options = {
+      config,
+      store: memoryStore(),
+      redact: (text: string) => text,
+      now: () => now,
+    };
+    const app = new HonoApp();
+    app.post("/send", captureIdempotencyKey(options), async (c) => {
+      await c.req.text();
+      const refused = await guardSends(c, [{ token: "t" } as never], { ...options, batch: false });
+      if (refused !== undefined) return refused;
+      const session = sendSessionOf(c)!;
+      if (markFirst) session.written(0);
+      await session.abandon();
+      return c.text("failed unexpectedly", 500);
+    });
+    const request = () =>
+      app.request("/send", {
+        method: "POST",
+        headers: { "Idempotency-Key": "k", Authorization: `Bearer ${API_KEY}` },
+        body: "{}",
+      });
+    return { request, advance: (ms: number) => (now += ms), store: options.store };
+  }
+
+  it("released at once when no message reached its data", async () => {
+    const { request, store } = failingApp(false);
+    assert.equal((await request()).status, 500);
+    assert.equal((await request()).status, 500, "the retry was not let through");
+    await store.close();
+  });
+
+  it("left to expire into unknown_outcome when a message was marked", async () => {
+    const { request, advance, store } = failingApp(true);
+    assert.equal((await request()).status, 500);
+    assert.equal((await request()).status, 409, "not renewed, but its lease still runs");
+    advance(2 * 30_000);
+    const replay = await request();
+    assert.equal(replay.status, 502);
+    assert.equal(replay.headers.get("Idempotent-Replayed"), "true");
+    assert.equal((await replay.json()).error.type, "unknown_outcome");
+    await store.close();
   });
 });
 
