@@ -6,7 +6,14 @@
  * @module
  */
 
-/** Bad arguments or configuration: exit status 2, the message names the flag or variable. */
+/**
+ * Bad arguments or configuration: exit status 2, the message names the flag or variable.
+ *
+ * @example
+ * ```ts
+ * throw new UsageError("Missing --to: give the recipient's address.");
+ * ```
+ */
 export class UsageError extends Error {
   /** Creates the error; `message` names the flag or variable and says what to do. */
   constructor(message: string) {
@@ -15,7 +22,14 @@ export class UsageError extends Error {
   }
 }
 
-/** The parsed command line. */
+/**
+ * The parsed command line.
+ *
+ * @example
+ * ```ts
+ * const args: SendArgs = parseSendArgs(["--to", "a@example.org", "--subject", "Hi", "--text", "x"]);
+ * ```
+ */
 export interface SendArgs {
   /** `--to`, one entry per flag (each may be a comma list). */
   to: string[];
@@ -76,7 +90,14 @@ const BOOLEAN_FLAGS: Record<string, BooleanFlag> = {
   "-h": "help",
 };
 
-/** The text of `--help`: every flag. */
+/**
+ * The text of `--help`: every flag.
+ *
+ * @example
+ * ```ts
+ * console.log(USAGE);
+ * ```
+ */
 export const USAGE = `Send one email over SMTP, or through a running edgemail function.
 
 Usage:

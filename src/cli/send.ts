@@ -29,7 +29,15 @@ import {
 } from "../mod.ts";
 import { parseSendArgs, type SendArgs, USAGE, UsageError } from "./args.ts";
 
-/** The variables the SMTP path reads (contract section 2); the task may read only these. */
+/**
+ * The variables the SMTP path reads (contract section 2); the task's
+ * `--allow-env` lists exactly these.
+ *
+ * @example
+ * ```ts
+ * const env = Object.fromEntries(SMTP_VARIABLES.map((name) => [name, Deno.env.get(name)]));
+ * ```
+ */
 export const SMTP_VARIABLES = [
   "SMTP_URL",
   "SMTP_HOST",
@@ -236,7 +244,16 @@ function usageOfIssues(issues: ValidationIssue[]): UsageError {
   );
 }
 
-/** One `--stream` line: time since start, phase, state, reply code, recipient, reply text. */
+/**
+ * One `--stream` line: time since start, phase, state, reply code, recipient, reply text.
+ *
+ * @example
+ * ```ts
+ * formatStep({ phase: "rcpt", state: "done", token: null, recipient: "bob@example.org",
+ *   reply: { code: 250, enhancedCode: "2.1.5", message: "Ok" } }, 12);
+ * // "    12 ms  rcpt      done     250 2.1.5  bob@example.org  Ok"
+ * ```
+ */
 export function formatStep(event: EmailStatusEvent, elapsedMs: number): string {
   const parts = [
     `${Math.round(elapsedMs).toString().padStart(6)} ms`,

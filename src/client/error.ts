@@ -8,7 +8,15 @@
 import type { ValidationIssue } from "../message/schema.ts";
 import type { EmailResult } from "./types.ts";
 
-/** The `error.type` values of contract section 3, SMTP outcomes and HTTP-only ones. */
+/**
+ * The `error.type` values of contract section 3, SMTP outcomes and HTTP-only ones.
+ *
+ * @example
+ * ```ts
+ * const retryable = (type: EdgemailErrorType) =>
+ *   ["transient", "timeout", "connection", "rate_limited", "conflict"].includes(type);
+ * ```
+ */
 export type EdgemailErrorType =
   | "connection"
   | "tls"
@@ -42,6 +50,11 @@ export type EdgemailErrorType =
  * JSON (`conflict`, `idempotency_mismatch`, `unsupported_media_type`,
  * `idempotency_unavailable`) come with their status and are left out to
  * keep the bundle small.
+ *
+ * @example
+ * ```ts
+ * STATUS_BY_TYPE.rejected; // 422
+ * ```
  */
 export const STATUS_BY_TYPE: Readonly<Partial<Record<EdgemailErrorType, number>>> = {
   validation: 400,
@@ -66,6 +79,11 @@ export const STATUS_BY_TYPE: Readonly<Partial<Record<EdgemailErrorType, number>>
 /**
  * The type of an answer that carries no edgemail error (a proxy's error
  * page): the first type with that status, else `protocol`.
+ *
+ * @example
+ * ```ts
+ * typeForStatus(429); // "rate_limited"
+ * ```
  */
 export function typeForStatus(status: number): EdgemailErrorType {
   return (Object.keys(STATUS_BY_TYPE) as EdgemailErrorType[]).find((type) =>
@@ -73,7 +91,14 @@ export function typeForStatus(status: number): EdgemailErrorType {
   ) ?? "protocol";
 }
 
-/** What an {@linkcode EdgemailError} carries besides its message. */
+/**
+ * What an {@linkcode EdgemailError} carries besides its message.
+ *
+ * @example
+ * ```ts
+ * new EdgemailError("Over the limit.", { type: "rate_limited", status: 429, retryAfter: 30 });
+ * ```
+ */
 export interface EdgemailErrorOptions {
   /** The error type. */
   type: EdgemailErrorType;

@@ -36,6 +36,24 @@ export type {
   EmailStatusEvent,
   SendEmailOptions,
 } from "./types.ts";
+// The shapes those types are made of, so that the client's API is documented in full.
+export type {
+  AddressInput,
+  AddressListInput,
+  AttachmentInput,
+  DsnOptions,
+  MessageInput,
+  ValidationIssue,
+} from "../message/schema.ts";
+export type {
+  DsnOutcome,
+  RecipientRejection,
+  ReplySummary,
+  ResultError,
+  SendResult,
+  StatusEvent,
+} from "../smtp/result.ts";
+export type { SmtpErrorType, SmtpPhase } from "../smtp/errors.ts";
 
 /**
  * Sends one message through the function at `baseUrl` (`POST <baseUrl>/send`).

@@ -7,16 +7,43 @@
 import type { MessageInput } from "../message/schema.ts";
 import type { SendResult, StatusEvent } from "../smtp/result.ts";
 
-/** The message as the HTTP function takes it (contract section 3). */
+/**
+ * The message as the HTTP function takes it (contract section 3).
+ *
+ * @example
+ * ```ts
+ * const message: EmailMessage = {
+ *   from: "Ann <ann@example.com>",
+ *   to: ["bob@example.org"],
+ *   subject: "Hello",
+ *   text: "Hi Bob",
+ *   attachments: [{ filename: "a.txt", content: btoa("hello") }],
+ * };
+ * ```
+ */
 export type EmailMessage = MessageInput;
 
 /**
  * A Result as the function answers it: `messageId` is absent when the
  * request was refused before a message was composed.
+ *
+ * @example
+ * ```ts
+ * const result: EmailResult = await sendEmail(baseUrl, message);
+ * console.log(result.messageId, result.accepted, result.response);
+ * ```
  */
 export type EmailResult = Omit<SendResult, "messageId"> & { messageId?: string };
 
-/** A `status` event: one protocol step started or done. */
+/**
+ * A `status` event: one protocol step started or done.
+ *
+ * @example
+ * ```ts
+ * const onStatus = (event: EmailStatusEvent) =>
+ *   console.log(event.index ?? "", event.phase, event.state, event.reply?.code ?? "");
+ * ```
+ */
 export interface EmailStatusEvent extends StatusEvent {
   /** The message's `token`, or `null`. */
   token: unknown;
@@ -24,7 +51,19 @@ export interface EmailStatusEvent extends StatusEvent {
   index?: number;
 }
 
-/** Options of {@linkcode sendEmail} and {@linkcode sendBatch}. */
+/**
+ * Options of `sendEmail` and `sendBatch`.
+ *
+ * @example
+ * ```ts
+ * const options: SendEmailOptions = {
+ *   apiKey: "key-1",
+ *   idempotencyKey: true,
+ *   signal: AbortSignal.timeout(60_000),
+ *   onStatus: (event) => console.log(event.phase, event.state),
+ * };
+ * ```
+ */
 export interface SendEmailOptions {
   /** Sent as `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
@@ -45,7 +84,15 @@ export interface SendEmailOptions {
   fetch?: typeof fetch;
 }
 
-/** What {@linkcode sendBatch} resolves with: one Result per message, in input order. */
+/**
+ * What `sendBatch` resolves with: one Result per message, in input order.
+ *
+ * @example
+ * ```ts
+ * const { results }: BatchResult = await sendBatch(baseUrl, [m1, m2]);
+ * const failed = results.filter((result) => result.status !== "sent");
+ * ```
+ */
 export interface BatchResult {
   /** The Results, whatever each one's status. */
   results: EmailResult[];
