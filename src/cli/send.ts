@@ -252,6 +252,7 @@ function usageOfIssues(issues: ValidationIssue[]): UsageError {
  * formatStep({ phase: "rcpt", state: "done", token: null, recipient: "bob@example.org",
  *   reply: { code: 250, enhancedCode: "2.1.5", message: "Ok" } }, 12);
  * // "    12 ms  rcpt      done     250 2.1.5  bob@example.org  Ok"
+ * // "    13 ms  rcpt      started             bob@example.org"
  * ```
  */
 export function formatStep(event: EmailStatusEvent, elapsedMs: number): string {
@@ -260,7 +261,9 @@ export function formatStep(event: EmailStatusEvent, elapsedMs: number): string {
     event.index === undefined ? undefined : `#${event.index}`,
     event.phase.padEnd(8),
     event.state.padEnd(7),
-    event.reply ? [event.reply.code, event.reply.enhancedCode].filter(Boolean).join(" ") : "",
+    // "250 2.1.5" is the widest: the columns after it stay aligned.
+    (event.reply ? [event.reply.code, event.reply.enhancedCode].filter(Boolean).join(" ") : "")
+      .padEnd(9),
     event.recipient,
     event.reply?.message ? clip(event.reply.message, 72) : undefined,
   ];

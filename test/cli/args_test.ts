@@ -94,6 +94,13 @@ describe("deno task send", () => {
       reply: { code: 250, enhancedCode: "2.1.5", message: "Recipient ok" },
     }, 12.4);
     assert.equal(line, "    12 ms  rcpt      done     250 2.1.5  bob@example.org  Recipient ok");
+    const started = formatStep({
+      phase: "rcpt",
+      state: "started",
+      token: null,
+      recipient: "bob@example.org",
+    }, 13);
+    assert.equal(started, "    13 ms  rcpt      started             bob@example.org");
     const batch = formatStep({ phase: "connect", state: "started", token: null, index: 3 }, 0);
     assert.equal(batch, "     0 ms  #3  connect   started");
   });
