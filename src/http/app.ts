@@ -13,15 +13,14 @@
  * @module
  */
 
-import { type Context, Hono } from "hono";
+import type { Context } from "hono";
+// Four routes: the small PatternRouter preset (hono/tiny) instead of the full router set.
+import { Hono } from "hono/tiny";
 import { cors } from "hono/cors";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
-import { validator } from "hono-openapi";
-import type * as v from "valibot";
 import { parseMailbox } from "../message/address.ts";
-import { toValidationIssues } from "../message/schema.ts";
 import type { SmtpClient } from "../smtp/client.ts";
 import type { Connect } from "../socket/socket.ts";
 import { memoryStore } from "../store/memory.ts";
@@ -29,25 +28,28 @@ import type { Store } from "../store/store.ts";
 import type { AddressSource } from "./caller.ts";
 import { clientSource } from "./client_lease.ts";
 import type { Config } from "./config.ts";
-import { authGuard, healthGuard, originGuard, requireJson, sizeGuard } from "./guards.ts";
+import {
+  authGuard,
+  healthGuard,
+  originGuard,
+  requireJson,
+  validBody,
+  validJson,
+} from "./guards.ts";
 import { healthHandler } from "./health.ts";
 import { captureIdempotencyKey, type GuardOptions, guardSends } from "./idempotency.ts";
-import { describeBatch, describeHealth, describeSend, openApiHandler } from "./openapi.ts";
+import { openApiHandler } from "./openapi.ts";
 import {
   admitBatch,
   admitMessage,
   isRefusal,
   type Policy,
   recipientCountRefusal,
-  validationProblem,
 } from "./policy.ts";
-import { tokenOf } from "./problems.ts";
 import { createRedactor, secretsOf } from "./redact.ts";
 import { errorResponse, jsonBody, routeError } from "./responses.ts";
 import { BatchRequestSchema, SendRequestSchema } from "./schemas.ts";
 import { handleBatch, handleSend, type SendDependencies } from "./send.ts";
-
-export { API_VERSION } from "./openapi.ts";
 
 /** Options of {@linkcode createApp}. */
 export interface AppOptions {
@@ -138,30 +140,22 @@ export function createApp(config: Config, options: AppOptions = {}): Hono {
   const auth = authGuard(config, redact);
   const json = requireJson(redact);
   const idempotencyKey = captureIdempotencyKey(guard);
-  const limit = sizeGuard(config, redact);
-  // MAX_RECIPIENTS, counted in the parsed JSON before validation builds any address (413).
-  const recipients = (batch: boolean) => async (c: Context, next: () => Promise<void>) => {
-    const body = await c.req.json().catch(() => undefined); // cached for the validator
-    const refusal = recipientCountRefusal(body, config, { batch });
-    if (refusal !== undefined) return reply(c, refusal.body, refusal.status);
-    await next();
-  };
-  const invalid = (issues: v.BaseIssue<unknown>[], data: unknown, c: Context) =>
-    reply(c, validationProblem(toValidationIssues(issues), tokenOf(data)), 400);
+  // The body is read once, with MAX_MESSAGE_BYTES counted as it arrives (413); MAX_RECIPIENTS
+  // is counted in the parsed JSON before validation builds any address (413).
+  const body = (batch: boolean) => ({
+    config,
+    redact,
+    precheck: (value: unknown) => recipientCountRefusal(value, config, { batch }),
+  });
 
   app.post(
     "/send",
-    describeSend(config),
     auth,
     json,
     idempotencyKey,
-    limit,
-    recipients(false),
-    validator("json", SendRequestSchema, (result, c) => {
-      if (!result.success) return invalid(result.error as v.BaseIssue<unknown>[], result.data, c);
-    }),
+    validJson(SendRequestSchema, body(false)),
     async (c) => {
-      const message = admitMessage(c.req.valid("json"), policy);
+      const message = admitMessage(validBody(c, SendRequestSchema), policy);
       if (isRefusal(message)) return reply(c, message.body, message.status);
       const refused = await guardSends(c, [message], { ...guard, batch: false });
       if (refused !== undefined) return refused;
@@ -171,17 +165,12 @@ export function createApp(config: Config, options: AppOptions = {}): Hono {
 
   app.post(
     "/send/batch",
-    describeBatch(config),
     auth,
     json,
     idempotencyKey,
-    limit,
-    recipients(true),
-    validator("json", BatchRequestSchema, (result, c) => {
-      if (!result.success) return invalid(result.error as v.BaseIssue<unknown>[], undefined, c);
-    }),
+    validJson(BatchRequestSchema, body(true)),
     async (c) => {
-      const messages = admitBatch(c.req.valid("json").messages, policy);
+      const messages = admitBatch(validBody(c, BatchRequestSchema).messages, policy);
       if (isRefusal(messages)) return reply(c, messages.body, messages.status);
       const refused = await guardSends(c, messages, { ...guard, batch: true });
       if (refused !== undefined) return refused;
@@ -191,12 +180,11 @@ export function createApp(config: Config, options: AppOptions = {}): Hono {
 
   app.get(
     "/health",
-    describeHealth(),
     healthGuard(auth),
     healthHandler({ redact, acquire, apiKeys: config.apiKeys.length > 0 }),
   );
 
-  app.get("/openapi.json", openApiHandler(app, config));
+  app.get("/openapi.json", openApiHandler(config));
 
   return app;
 }

@@ -9,9 +9,12 @@
 
 import type { Context, MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
-import { bodyLimit } from "hono/body-limit";
+import * as v from "valibot";
+import { toValidationIssues } from "../message/schema.ts";
+import { readJsonBody } from "./body.ts";
 import type { Config } from "./config.ts";
-import { problem } from "./problems.ts";
+import { type Refusal, validationProblem } from "./policy.ts";
+import { problem, tokenOf } from "./problems.ts";
 import type { Redact } from "./redact.ts";
 import { jsonBody } from "./responses.ts";
 
@@ -74,25 +77,63 @@ export function requireJson(redact: Redact): MiddlewareHandler {
     return jsonBody(
       c,
       redact,
-      problem("validation", "Send the body as JSON, with Content-Type: application/json."),
+      problem(
+        "unsupported_media_type",
+        "Send the body as JSON, with Content-Type: application/json.",
+      ),
       415,
     );
   };
 }
 
-/** 413 for a body over `MAX_MESSAGE_BYTES`, by its `Content-Length` or as it streams in. */
-export function sizeGuard(config: Config, redact: Redact): MiddlewareHandler {
-  return bodyLimit({
-    maxSize: config.maxMessageBytes,
-    onError: (c) =>
-      jsonBody(
-        c,
-        redact,
-        problem(
-          "too_large",
-          `The request body is larger than ${config.maxMessageBytes} bytes (MAX_MESSAGE_BYTES).`,
-        ),
-        413,
-      ),
-  });
+const VALID_BODY = "edgemail.validBody";
+
+/** Options of {@linkcode validJson}. */
+export interface ValidJsonOptions {
+  /** `MAX_MESSAGE_BYTES`. */
+  config: Config;
+  /** Applied to every answer. */
+  redact: Redact;
+  /** A check of the parsed JSON before the schema runs (the recipient count). */
+  precheck?: (value: unknown) => Refusal | undefined;
+}
+
+/**
+ * Reads the JSON body once (413 over `MAX_MESSAGE_BYTES`, counted as the
+ * bytes arrive; 400 when it is not UTF-8 JSON) and validates it against
+ * `schema` (400 with every issue; the input is never echoed, only a valid
+ * `token`). The handler takes the output with {@linkcode validBody}.
+ */
+export function validJson<S extends v.GenericSchema>(
+  schema: S,
+  options: ValidJsonOptions,
+): MiddlewareHandler {
+  const { config, redact } = options;
+  return async (c, next) => {
+    const body = await readJsonBody(c.req.raw, { maxBytes: config.maxMessageBytes });
+    if (!body.ok) {
+      const answer = body.status === 413
+        ? problem("too_large", body.message)
+        : validationProblem([{ path: "", message: notJsonIssue(body.message) }], null);
+      return jsonBody(c, redact, answer, body.status);
+    }
+    const refusal = options.precheck?.(body.value);
+    if (refusal !== undefined) return jsonBody(c, redact, refusal.body, refusal.status);
+    const parsed = v.safeParse(schema, body.value);
+    if (!parsed.success) {
+      const issues = toValidationIssues(parsed.issues as unknown as v.BaseIssue<unknown>[]);
+      return jsonBody(c, redact, validationProblem(issues, tokenOf(body.value)), 400);
+    }
+    c.set(VALID_BODY as never, parsed.output as never);
+    return await next();
+  };
+}
+
+/** The body {@linkcode validJson} validated, typed by its schema. */
+export function validBody<S extends v.GenericSchema>(c: Context, _schema: S): v.InferOutput<S> {
+  return c.get(VALID_BODY as never) as v.InferOutput<S>;
+}
+
+function notJsonIssue(message: string): string {
+  return /UTF-8/.test(message) ? "is not valid UTF-8" : "is not valid JSON";
 }

@@ -164,9 +164,13 @@ export function resolvePoolOptions(pool: PoolOptions = {}): Required<PoolOptions
 
 let denoConnectPromise: Promise<Connect> | undefined;
 
+// A variable, not a literal: bundlers do not follow it, so a Worker bundle (which always
+// passes `connect`) does not carry the Deno adapter.
+const DENO_ADAPTER = "../socket/deno.ts";
+
 /** The default socket factory: the Deno adapter, loaded only when first used. */
 const defaultConnect: Connect = async (options) => {
-  denoConnectPromise ??= import("../socket/deno.ts").then((m) => m.denoConnect);
+  denoConnectPromise ??= import(DENO_ADAPTER).then((m) => m.denoConnect);
   if (!("Deno" in globalThis)) {
     throw new TypeError(
       "No socket factory: pass `connect` (e.g. cloudflareConnect on Cloudflare Workers).",

@@ -180,6 +180,7 @@ describe("content type and JSON", () => {
       const init = post(message, { "Content-Type": type });
       if (type === "") delete (init.headers as Record<string, string>)["Content-Type"];
       const body = await json(await app.request("/send", init), 415);
+      assert.equal(body.error.type, "unsupported_media_type");
       assert.match(body.error.message, /application\/json/);
     }
   });
@@ -464,29 +465,8 @@ describe("routes", () => {
     assert.equal(response.headers.get("X-Content-Type-Options"), "nosniff");
   });
 
-  it("GET /openapi.json is an OpenAPI 3.1 document from the valibot schemas", async () => {
+  it("GET /openapi.json answers the OpenAPI document (checked in openapi_test.ts)", async () => {
     const doc = await json(await appFor(configFor()).request("/openapi.json"), 200);
     assert.equal(doc.openapi, "3.1.0");
-    const send = doc.paths["/send"].post;
-    assert.deepEqual(send.requestBody.content["application/json"].schema, {
-      $ref: "#/components/schemas/Message",
-    });
-    assert.deepEqual(send.responses["200"].content["application/json"].schema, {
-      $ref: "#/components/schemas/Result",
-    });
-    for (const status of ["400", "401", "403", "413", "415", "422", "502", "503", "504"]) {
-      assert.ok(send.responses[status], `no ${status} response`);
-    }
-    assert.ok(doc.paths["/send/batch"].post.requestBody);
-    assert.ok(doc.paths["/health"].get);
-    const schemas = doc.components.schemas;
-    for (
-      const field of ["from", "to", "cc", "bcc", "attachments", "dsn", "allowPartial", "token"]
-    ) {
-      assert.ok(schemas.Message.properties[field], `Message.${field} missing`);
-    }
-    assert.deepEqual(schemas.Result.properties.status.enum, ["sent", "failed", "cancelled"]);
-    assert.ok(schemas.Result.properties.error.properties.type.enum.includes("unknown_outcome"));
-    assert.deepEqual(doc.security, [{ bearer: [] }]);
   });
 });
