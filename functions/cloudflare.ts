@@ -15,6 +15,7 @@
 import type { ExecutionContext, Hono } from "hono";
 import { createApp } from "../src/http/app.ts";
 import { ConfigError, loadConfig } from "../src/http/config.ts";
+import { logFormatOf } from "../src/http/logging.ts";
 import { cloudflareConnectingIp } from "../src/http/caller.ts";
 import { cloudflareConnect } from "../src/socket/cloudflare.ts";
 import {
@@ -51,6 +52,7 @@ function appFor(env: Record<string, unknown>): Hono {
     perRequestClient: true,
     store: hasStore ? durableObjectStore(namespace) : undefined,
     clientAddress: cloudflareConnectingIp,
+    logFormat: logFormatOf(stringVariables(env)),
   });
   return app;
 }

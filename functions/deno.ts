@@ -14,6 +14,7 @@
 import type { Hono } from "hono";
 import { createApp } from "../src/http/app.ts";
 import { ConfigError, loadConfig } from "../src/http/config.ts";
+import { logFormatOf } from "../src/http/logging.ts";
 import { hasDenoKv, openDenoKvStore } from "../src/store/deno_kv.ts";
 import { StoreError } from "../src/store/store.ts";
 
@@ -27,9 +28,12 @@ try {
       deployed: env.DENO_DEPLOYMENT_ID !== undefined,
     })
     : undefined;
-  app = createApp(config, { store });
+  app = createApp(config, { store, logFormat: logFormatOf(env) });
 } catch (error) {
-  if (!(error instanceof ConfigError) && !(error instanceof StoreError)) {
+  // RangeError: LOG_FORMAT (its message names it).
+  const known = error instanceof ConfigError || error instanceof StoreError ||
+    error instanceof RangeError;
+  if (!known) {
     throw error;
   }
   console.error(`edgemail cannot start. ${error.message}`);

@@ -13,6 +13,7 @@
 import { Hono } from "hono";
 import { createApp } from "../http/app.ts";
 import { type Config, ConfigError, loadConfig } from "../http/config.ts";
+import { type LogFormat, logFormatOf } from "../http/logging.ts";
 import { openDenoKvStore } from "../store/deno_kv.ts";
 import type { Store } from "../store/store.ts";
 import { DEV_SMTP_PORT, type DevMailServer, startDevMailServer } from "./mail_server.ts";
@@ -71,7 +72,8 @@ export async function main(env: Env = Deno.env.toObject()): Promise<number> {
     if (outboxDir !== undefined) root.route("/dev", createOutboxRoutes(outboxDir));
     // Idempotency keys (and RATE_LIMIT, when set) live in Deno KV, as with `deno task start`.
     store = await openStore(config);
-    root.mount("/", createApp(config, { store }).fetch);
+    const logFormat = readLogFormat(env);
+    root.mount("/", createApp(config, { store, logFormat }).fetch);
 
     // Listen for signals before the start-up line, which tells scripts they may send one.
     const signalled = untilSignal();
@@ -79,9 +81,9 @@ export async function main(env: Env = Deno.env.toObject()): Promise<number> {
     const server = serve(root, port, shutdown.signal, (actualPort) => {
       const where = `http://${HOSTNAME}:${actualPort}`;
       console.log(
-        mailServer && outboxDir !== undefined
+        (mailServer && outboxDir !== undefined
           ? embeddedLine(where, mailServer, outboxDir)
-          : configuredLine(where, config),
+          : configuredLine(where, config)) + originsNote(config),
       );
     });
     await signalled;
@@ -159,6 +161,22 @@ function readConfig(env: Env, development: boolean): Config {
     if (error instanceof ConfigError) throw new StartupError(error.problems);
     throw error;
   }
+}
+
+/** `LOG_FORMAT`, or a start-up problem naming it. */
+function readLogFormat(env: Env): LogFormat {
+  try {
+    return logFormatOf(env);
+  } catch (error) {
+    throw new StartupError([(error as Error).message]);
+  }
+}
+
+/** Which browser pages may call, for the start-up line. */
+function originsNote(config: Config): string {
+  return config.corsOrigins.length === 0
+    ? "; pages on http://localhost:* and http://127.0.0.1:* may call it (CORS_ORIGINS overrides)"
+    : `; browser origins: CORS_ORIGINS (${config.corsOrigins.length})`;
 }
 
 function serve(

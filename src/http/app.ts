@@ -16,7 +16,6 @@
 import type { Context } from "hono";
 // Four routes: the small PatternRouter preset (hono/tiny) instead of the full router set.
 import { Hono } from "hono/tiny";
-import { cors } from "hono/cors";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
@@ -30,6 +29,7 @@ import { clientSource } from "./client_lease.ts";
 import type { Config } from "./config.ts";
 import {
   authGuard,
+  corsHeaders,
   healthGuard,
   originGuard,
   requireJson,
@@ -38,6 +38,7 @@ import {
 } from "./guards.ts";
 import { healthHandler } from "./health.ts";
 import { captureIdempotencyKey, type GuardOptions, guardSends } from "./idempotency.ts";
+import { type LogFormat, requestLog } from "./logging.ts";
 import { openApiHandler } from "./openapi.ts";
 import {
   admitBatch,
@@ -72,6 +73,8 @@ export interface AppOptions {
   store?: Store;
   /** The client address of a public caller. Default: the Deno connection's remote address. */
   clientAddress?: AddressSource;
+  /** One log line per request (`LOG_FORMAT`, see `logFormatOf`): default `plain`. */
+  logFormat?: LogFormat;
 }
 
 const ROUTES = "POST /send, POST /send/batch, GET /health, GET /openapi.json";
@@ -108,6 +111,7 @@ export function createApp(config: Config, options: AppOptions = {}): Hono {
   const app = new Hono();
 
   app.use(requestId());
+  app.use(requestLog(options.logFormat ?? "plain"));
   app.use(secureHeaders());
   app.use(methodNotAllowed({
     app,
@@ -116,22 +120,9 @@ export function createApp(config: Config, options: AppOptions = {}): Hono {
         Allow: methods.join(", "),
       }),
   }));
+  // A refused origin gets its 403 (and its log line) before CORS can answer a preflight.
   app.use(originGuard(config, redact));
-  if (config.corsOrigins.length > 0) {
-    app.use(cors({
-      origin: config.corsOrigins.includes("*") ? "*" : config.corsOrigins,
-      allowMethods: ["GET", "POST"],
-      allowHeaders: ["Authorization", "Content-Type", "Accept", "Idempotency-Key"],
-      exposeHeaders: [
-        "X-Request-Id",
-        "Retry-After",
-        "Idempotent-Replayed",
-        "RateLimit",
-        "RateLimit-Policy",
-      ],
-      maxAge: 600,
-    }));
-  }
+  app.use(corsHeaders(config));
   app.notFound((c) =>
     reply(c, routeError("not_found", `There is no such route; the routes are ${ROUTES}.`), 404)
   );

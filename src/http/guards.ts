@@ -9,6 +9,7 @@
 
 import type { Context, MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
+import { cors } from "hono/cors";
 import * as v from "valibot";
 import { toValidationIssues } from "../message/schema.ts";
 import { readJsonBody } from "./body.ts";
@@ -16,18 +17,70 @@ import type { Config } from "./config.ts";
 import { type Refusal, validationProblem } from "./policy.ts";
 import { problem, tokenOf } from "./problems.ts";
 import type { Redact } from "./redact.ts";
+import { noteErrorType } from "./logging.ts";
 import { jsonBody } from "./responses.ts";
 
-/** 403 for a browser origin outside `CORS_ORIGINS` (preflight included). */
-export function originGuard(config: Config, redact: Redact): MiddlewareHandler {
+/** The headers every response exposes to a browser page (`Access-Control-Expose-Headers`). */
+export const EXPOSED_HEADERS = [
+  "Retry-After",
+  "X-Request-Id",
+  "Idempotent-Replayed",
+  "RateLimit",
+  "RateLimit-Policy",
+];
+
+// `deno task dev` with no CORS_ORIGINS: any page served from this machine over http.
+const LOCAL_DEV_ORIGIN = /^http:\/\/(?:localhost|127\.0\.0\.1|\[::1\])(?::\d{1,5})?$/;
+
+/**
+ * Whether a browser origin may call: listed in `CORS_ORIGINS` (or `*`), the
+ * function's own origin, or — in development mode with no `CORS_ORIGINS` —
+ * any `http://localhost:*` / `http://127.0.0.1:*` page.
+ */
+export function originAllowed(config: Config): (origin: string, self: string) => boolean {
   const anyOrigin = config.corsOrigins.includes("*");
+  const localDev = config.development && config.corsOrigins.length === 0;
+  return (origin, self) =>
+    anyOrigin || origin === self || config.corsOrigins.includes(origin) ||
+    (localDev && LOCAL_DEV_ORIGIN.test(origin));
+}
+
+/**
+ * CORS on every response: the preflight allows the methods and request
+ * headers the API takes (`Idempotency-Key` included), and every answer to an
+ * allowed origin exposes {@linkcode EXPOSED_HEADERS}.
+ */
+export function corsHeaders(config: Config): MiddlewareHandler {
+  const allowed = originAllowed(config);
+  return cors({
+    origin: (origin, c) => (allowed(origin, new URL(c.req.url).origin) ? origin : null),
+    allowMethods: ["GET", "POST"],
+    allowHeaders: ["Authorization", "Content-Type", "Accept", "Idempotency-Key"],
+    exposeHeaders: EXPOSED_HEADERS,
+    maxAge: 600,
+  });
+}
+
+/** Most refused origins remembered for the once-per-origin log line. */
+const LOGGED_ORIGINS_MAX = 100;
+
+/**
+ * 403 for a browser origin that may not call (preflight included). Each
+ * refused origin is logged once, with the variable to set, so a page that
+ * only sees `TypeError: Failed to fetch` has its answer in the server log.
+ */
+export function originGuard(config: Config, redact: Redact): MiddlewareHandler {
+  const allowed = originAllowed(config);
+  const logged = new Set<string>();
   return async (c, next) => {
     const origin = c.req.header("Origin");
-    if (
-      origin === undefined || anyOrigin || config.corsOrigins.includes(origin) ||
-      origin === new URL(c.req.url).origin
-    ) {
-      return await next();
+    if (origin === undefined || allowed(origin, new URL(c.req.url).origin)) return await next();
+    if (!logged.has(origin) && logged.size < LOGGED_ORIGINS_MAX) {
+      logged.add(origin);
+      console.warn(redact(
+        `edgemail: refused a request from the browser origin ${JSON.stringify(origin)}: ` +
+          "to allow it, add it to CORS_ORIGINS (a comma list of origins). Logged once per origin.",
+      ));
     }
     return jsonBody(
       c,
@@ -41,11 +94,13 @@ export function originGuard(config: Config, redact: Redact): MiddlewareHandler {
 /** Bearer auth against `API_KEYS` (constant-time); every failure is a JSON 401. */
 export function authGuard(config: Config, redact: Redact): MiddlewareHandler {
   if (config.apiKeys.length === 0) return async (_c, next) => await next();
-  const unauthorized = (message: string) => () =>
-    new Response(redact(JSON.stringify(problem("unauthorized", message))), {
+  const unauthorized = (message: string) => (c: Context) => {
+    noteErrorType(c, "unauthorized");
+    return new Response(redact(JSON.stringify(problem("unauthorized", message))), {
       status: 401,
       headers: { "Content-Type": "application/json; charset=UTF-8" },
     });
+  };
   return bearerAuth({
     token: config.apiKeys,
     noAuthenticationHeader: {

@@ -9,7 +9,7 @@
 
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { logError } from "./logging.ts";
+import { logError, noteErrorType } from "./logging.ts";
 import { validationProblem } from "./policy.ts";
 import type { Redact } from "./redact.ts";
 
@@ -21,6 +21,8 @@ export function jsonBody(
   status: number,
   headers: Record<string, string> = {},
 ): Response {
+  const type = errorTypeOf(body);
+  if (type !== undefined) noteErrorType(c, type);
   return c.newResponse(redact(JSON.stringify(body)), status as 200, {
     ...headers,
     "Content-Type": "application/json; charset=UTF-8",
@@ -59,4 +61,9 @@ export function errorResponse(c: Context, redact: Redact, error: Error): Respons
       message: "An internal error occurred; the server log has the details (X-Request-Id).",
     },
   }, 500);
+}
+
+function errorTypeOf(body: unknown): string | undefined {
+  const error = (body as { error?: { type?: unknown } } | null)?.error;
+  return typeof error?.type === "string" ? error.type : undefined;
 }

@@ -14,7 +14,7 @@ const MAIN = new URL("../../src/dev/main.ts", import.meta.url);
 const START_DEADLINE_MS = 120_000;
 
 const EMBEDDED_LINE =
-  /^edgemail dev: listening on (http:\/\/127\.0\.0\.1:(\d+)) — no SMTP configured, mail goes to the embedded server 127\.0\.0\.1:(\d+) and is saved in (.+)\/ \(GET \/dev\/outbox\)$/;
+  /^edgemail dev: listening on (http:\/\/127\.0\.0\.1:(\d+)) — no SMTP configured, mail goes to the embedded server 127\.0\.0\.1:(\d+) and is saved in (.+)\/ \(GET \/dev\/outbox\); pages on http:\/\/localhost:\* and http:\/\/127\.0\.0\.1:\* may call it \(CORS_ORIGINS overrides\)$/;
 
 interface DevProcess {
   child: Deno.ChildProcess;

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import type { Hono } from "hono";
 import { createApp } from "../../src/http/app.ts";
 import { type Config, loadConfig } from "../../src/http/config.ts";
+import { logFormatOf } from "../../src/http/logging.ts";
 import { SmtpClient } from "../../src/smtp/client.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
 
@@ -70,6 +71,27 @@ async function json(response: Response, status: number): Promise<Record<string, 
 }
 
 const message = { to: "bob@example.com", subject: "Hi", text: "Hello" };
+
+const EXPOSED = [
+  "Retry-After",
+  "X-Request-Id",
+  "Idempotent-Replayed",
+  "RateLimit",
+  "RateLimit-Policy",
+];
+
+/** What `fn` writes with `console[method]`, not shown. */
+async function capture(method: "warn" | "info", fn: () => Promise<void>): Promise<string[]> {
+  const original = console[method];
+  const lines: string[] = [];
+  console[method] = (...args: unknown[]) => void lines.push(args.map(String).join(" "));
+  try {
+    await fn();
+  } finally {
+    console[method] = original;
+  }
+  return lines;
+}
 
 describe("authentication", () => {
   it("refuses a request without Authorization with 401 unauthorized", async () => {
@@ -160,6 +182,63 @@ describe("CORS", () => {
     await json(response, 200);
     assert.equal(response.headers.get("Access-Control-Allow-Origin"), "https://app.example.com");
     assert.match(response.headers.get("Access-Control-Expose-Headers") ?? "", /X-Request-Id/);
+  });
+
+  it("the preflight allows Idempotency-Key; error answers expose the headers clients read", async () => {
+    const app = appFor(config());
+    const response = await app.request("/send", {
+      method: "OPTIONS",
+      headers: {
+        Origin: "https://app.example.com",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "idempotency-key, content-type",
+      },
+    });
+    assert.equal(response.status, 204);
+    assert.match(response.headers.get("Access-Control-Allow-Headers") ?? "", /Idempotency-Key/i);
+    const refused = await app.request(
+      "/send",
+      post({ ...message, to: "x@example.org" }, { Origin: "https://app.example.com" }),
+    );
+    await json(refused, 403);
+    const exposed = (refused.headers.get("Access-Control-Expose-Headers") ?? "").split(/,\s*/);
+    for (const name of EXPOSED) assert.ok(exposed.includes(name), `${name} is not exposed`);
+  });
+
+  it("logs a refused origin once, naming CORS_ORIGINS", async () => {
+    const app = appFor(config());
+    const lines = await capture("warn", async () => {
+      for (let i = 0; i < 3; i++) {
+        await (await app.request("/health", { headers: { Origin: "https://other.example" } }))
+          .body?.cancel();
+      }
+    });
+    const refusals = lines.filter((line) => line.includes("https://other.example"));
+    assert.equal(refusals.length, 1, lines.join("\n"));
+    assert.match(refusals[0], /CORS_ORIGINS/);
+  });
+
+  it("development mode allows http://localhost:* and http://127.0.0.1:* without CORS_ORIGINS", async () => {
+    const app = appFor(loadConfig({
+      SMTP_URL: `smtp://ann:${SMTP_PASS}@127.0.0.1:${server.port}`,
+      SMTP_CA_CERT: server.caCert,
+      MAIL_FROM: "App <app@example.com>",
+    }, { development: true }));
+    for (const origin of ["http://localhost:5173", "http://127.0.0.1:3000", "http://localhost"]) {
+      const response = await app.request("/send", {
+        method: "POST",
+        headers: { Origin: origin, "Content-Type": "application/json" },
+        body: JSON.stringify(message),
+      });
+      await json(response, 200);
+      assert.equal(response.headers.get("Access-Control-Allow-Origin"), origin);
+    }
+    for (
+      const origin of ["https://localhost:5173", "http://localhost.evil.example", "http://10.0.0.1"]
+    ) {
+      const response = await app.request("/health", { headers: { Origin: origin } });
+      assert.equal((await json(response, 403)).error.type, "forbidden", origin);
+    }
   });
 
   it("without CORS_ORIGINS every browser origin is refused, server-side callers are not", async () => {
@@ -404,6 +483,44 @@ describe("batch validation and policy", () => {
     );
     assert.match(body.error.message, /^messages\[1\]\.to\[0\] /);
     assert.equal(server.messages.length, before);
+  });
+});
+
+describe("request log", () => {
+  it("writes one plain line per request: method, path, status, error type, duration, id", async () => {
+    const app = appFor(configFor());
+    let id = "";
+    const lines = await capture("info", async () => {
+      const response = await app.request(
+        "/send?x=QUERY-XYZZY",
+        post({ to: 5, token: "BODY-QWERTY" }),
+      );
+      id = response.headers.get("X-Request-Id") ?? "";
+      await response.body?.cancel();
+    });
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.match(lines[0], new RegExp(`^edgemail: POST /send 400 validation \\d+ms ${id}$`));
+    for (const secret of [...SECRETS, "XYZZY", "QWERTY"]) assert.ok(!lines[0].includes(secret));
+  });
+
+  it("writes JSON lines with LOG_FORMAT=json", async () => {
+    const client = new SmtpClient({ ...configFor().smtp, pool: { idleTimeoutMs: 200 } });
+    clients.push(client);
+    const app = createApp(configFor(), { client, logFormat: logFormatOf({ LOG_FORMAT: "json" }) });
+    const lines = await capture("info", async () => {
+      await (await app.request("/send", post(message))).body?.cancel();
+      await (await app.request("/send", { ...post(message), headers: {} })).body?.cancel();
+    });
+    const [sent, unauthorized] = lines.map((line) => JSON.parse(line));
+    assert.equal(sent.method, "POST");
+    assert.equal(sent.path, "/send");
+    assert.equal(sent.status, 200);
+    assert.equal(sent.error, null);
+    assert.equal(typeof sent.durationMs, "number");
+    assert.match(sent.requestId, /^[0-9a-f-]{36}$/);
+    assert.equal(unauthorized.status, 401);
+    assert.equal(unauthorized.error, "unauthorized");
+    assert.throws(() => logFormatOf({ LOG_FORMAT: "xml" }), /LOG_FORMAT/);
   });
 });
 
