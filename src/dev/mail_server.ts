@@ -33,6 +33,11 @@ export interface DevMailServerOptions {
   maxMessageBytes?: number;
   /** Called with each message stored, e.g. to log it. */
   onMessage?: (message: SavedOutboxMessage) => void;
+  /**
+   * Wait this long before accepting each recipient (`DEV_SMTP_DELAY_MS`): a
+   * slow server, to try cancelling a send before its data is written. Default 0.
+   */
+  recipientDelayMs?: number;
 }
 
 /** A running development mail server. */
@@ -76,6 +81,11 @@ export async function startDevMailServer(options: DevMailServerOptions): Promise
     closeTimeout: 1000,
     onAuth(auth, _session, callback) {
       callback(null, { user: auth.username ?? "dev" });
+    },
+    onRcptTo(_address, _session, callback) {
+      const delay = options.recipientDelayMs ?? 0;
+      if (delay > 0) setTimeout(() => callback(), delay);
+      else callback();
     },
     onData(stream, _session, callback) {
       store(stream, options.outboxDir, maxMessageBytes).then((saved) => {

@@ -18,6 +18,7 @@ import { openDenoKvStore } from "../store/deno_kv.ts";
 import type { Store } from "../store/store.ts";
 import { DEV_SMTP_PORT, type DevMailServer, startDevMailServer } from "./mail_server.ts";
 import { createOutboxRoutes } from "./outbox.ts";
+import { createPlaygroundRoutes } from "./playground.ts";
 
 /** The HTTP port when `PORT` is unset. */
 export const DEV_HTTP_PORT = 8000;
@@ -63,13 +64,19 @@ export async function main(env: Env = Deno.env.toObject()): Promise<number> {
     if (embedded) {
       rejectLoneHostSettings(env);
       outboxDir = env.EDGEMAIL_OUTBOX_DIR || DEV_OUTBOX_DIR;
-      mailServer = await startMailServer(readPort(env, "DEV_SMTP_PORT", DEV_SMTP_PORT), outboxDir);
+      mailServer = await startMailServer(readPort(env, "DEV_SMTP_PORT", DEV_SMTP_PORT), outboxDir, {
+        recipientDelayMs: readDelay(env),
+      });
       appEnv = embeddedEnv(env, mailServer);
     }
     // Only mail that stays in the embedded server may skip the no-open-relay rule.
     const config = readConfig(appEnv, embedded);
     const root = new Hono();
-    if (outboxDir !== undefined) root.route("/dev", createOutboxRoutes(outboxDir));
+    if (outboxDir !== undefined) {
+      root.route("/dev", createOutboxRoutes(outboxDir));
+      // The playground (GET /) only where mail stays on this machine.
+      root.route("/", createPlaygroundRoutes());
+    }
     // Idempotency keys (and RATE_LIMIT, when set) live in Deno KV, as with `deno task start`.
     store = await openStore(config);
     const logFormat = readLogFormat(env);
@@ -111,6 +118,16 @@ function readPort(env: Env, name: string, fallback: number): number {
   return Number(value);
 }
 
+/** `DEV_SMTP_DELAY_MS`: the embedded server waits this long before accepting each recipient. */
+function readDelay(env: Env): number {
+  const value = env.DEV_SMTP_DELAY_MS;
+  if (value === undefined || value === "") return 0;
+  if (!/^\d{1,6}$/.test(value)) {
+    throw new StartupError(["DEV_SMTP_DELAY_MS must be a number of milliseconds (0 to 999999)."]);
+  }
+  return Number(value);
+}
+
 function rejectLoneHostSettings(env: Env): void {
   const lone = SMTP_HOST_SETTINGS.filter((name) => env[name]);
   if (lone.length > 0) {
@@ -123,9 +140,14 @@ function rejectLoneHostSettings(env: Env): void {
   }
 }
 
-async function startMailServer(port: number, outboxDir: string): Promise<DevMailServer> {
+async function startMailServer(
+  port: number,
+  outboxDir: string,
+  options: { recipientDelayMs: number },
+): Promise<DevMailServer> {
   try {
     return await startDevMailServer({
+      ...options,
       hostname: HOSTNAME,
       port,
       outboxDir,
