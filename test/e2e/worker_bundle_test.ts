@@ -1,0 +1,50 @@
+/**
+ * The Worker bundle budget (issue 8, CONTRACT section 7): `functions/cloudflare.ts`
+ * bundled with esbuild and minified, as wrangler would ship it, is at most
+ * 102 400 bytes. Fails above it, printing what takes the most room.
+ */
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import * as esbuild from "esbuild";
+
+/** The most bytes the minified Worker may have. */
+const WORKER_MAX_BYTES = 102_400;
+const ROOT = new URL("../../", import.meta.url);
+
+describe("Worker bundle", () => {
+  it(`functions/cloudflare.ts minified is at most ${WORKER_MAX_BYTES} bytes`, async () => {
+    let result;
+    try {
+      result = await esbuild.build({
+        entryPoints: [new URL("functions/cloudflare.ts", ROOT).pathname],
+        absWorkingDir: ROOT.pathname,
+        bundle: true,
+        write: false,
+        minify: true,
+        metafile: true,
+        format: "esm",
+        platform: "neutral",
+        target: "es2022",
+        external: ["cloudflare:*"],
+        conditions: ["workerd", "worker", "browser"],
+        mainFields: ["browser", "module", "main"],
+        logLevel: "silent",
+      });
+    } finally {
+      await esbuild.stop();
+    }
+    const size = result.outputFiles[0].contents.byteLength;
+    const [output] = Object.values(result.metafile.outputs);
+    const largest = Object.entries(output.inputs)
+      .map(([path, input]) => [path.replace(/^.*node_modules\/\.deno\//, ""), input.bytesInOutput])
+      .sort((a, b) => Number(b[1]) - Number(a[1]))
+      .slice(0, 12)
+      .map(([path, bytes]) => `  ${bytes}\t${path}`)
+      .join("\n");
+    assert.ok(
+      size <= WORKER_MAX_BYTES,
+      `the Worker bundle is ${size} bytes (budget ${WORKER_MAX_BYTES}); largest inputs:\n${largest}`,
+    );
+  });
+});
