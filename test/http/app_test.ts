@@ -567,6 +567,8 @@ describe("routes", () => {
       404,
     );
     assert.equal(missing.error.type, "not_found");
+    // The playground is served by deno task dev's embedded mode only, never by the function.
+    assert.equal((await json(await app.request("/"), 404)).error.type, "not_found");
     const wrong = await app.request("/send", { method: "GET" });
     assert.equal((await json(wrong, 405)).error.type, "method_not_allowed");
     assert.equal(wrong.headers.get("Allow"), "POST");
