@@ -35,16 +35,29 @@ interface Outcome {
  * An independent model of the framing: lines end in CRLF only, are at most
  * MAX_LINE octets, start with a code whose digits are 2-5, 0-5, 0-9, then end
  * or go on with " " (last line) or "-" (more follow); all lines of a reply have
- * one code; a reply has at most MAX_LINES lines.
+ * one code; a reply has at most MAX_LINES lines. When the server has closed,
+ * a last final line without CRLF still ends its reply.
  */
-function model(bytes: Uint8Array): Outcome {
+function model(bytes: Uint8Array, options: { closed: boolean } = { closed: true }): Outcome {
   const replies: Parsed[] = [];
   let current: { code: string; text: string }[] = [];
   let pos = 0;
   while (true) {
     const lf = bytes.indexOf(LF, pos);
     if (lf === -1) {
-      return { replies, end: bytes.length - pos > MAX_LINE + 1 ? "protocol" : "connection" };
+      if (bytes.length - pos > MAX_LINE + 1) return { replies, end: "protocol" };
+      // A last line the server ended with its FIN instead of CRLF (a hasty
+      // "421 closing") still counts as the end of its reply.
+      const rest = bytes.subarray(pos);
+      const last = finalLine(decoder.decode(rest));
+      if (
+        options.closed && rest.length > 0 && !rest.includes(CR) && last !== undefined &&
+        (current.length === 0 || current[0].code === last.code)
+      ) {
+        current.push(last);
+        replies.push({ code: Number(last.code), lines: current.map((l) => l.text) });
+      }
+      return { replies, end: "connection" };
     }
     if (lf === pos || bytes[lf - 1] !== CR) return { replies, end: "protocol" };
     const line = bytes.subarray(pos, lf - 1);
@@ -66,6 +79,15 @@ function model(bytes: Uint8Array): Outcome {
       return { replies, end: "protocol" };
     }
   }
+}
+
+/** A line that ends a reply (`ddd` or `ddd text`), as code and text; else `undefined`. */
+function finalLine(text: string): { code: string; text: string } | undefined {
+  const digits = text.slice(0, 3);
+  const valid = digits.length === 3 && "2345".includes(digits[0]) &&
+    "012345".includes(digits[1]) && "0123456789".includes(digits[2]) &&
+    (text.length === 3 || text[3] === " ");
+  return valid ? { code: digits, text: text.slice(4) } : undefined;
 }
 
 /** `bytes` cut at `cuts` (positions, any order, duplicates allowed). */
@@ -193,7 +215,7 @@ describe("fuzz: reply reader", () => {
         let served = false;
         socket.read = () => served ? new Promise(() => {}) : (served = true, read());
         const reader = new ReplyReader(socket, { maxLineLength: MAX_LINE, maxLines: MAX_LINES });
-        const expected = model(bytes);
+        const expected = model(bytes, { closed: false });
         for (let i = 0; i < expected.replies.length; i++) await reader.read(READ);
         const error = await reader.read({ ...READ, timeoutMs: 5 }).then(
           () => assert.fail("a reply out of nothing"),
