@@ -6,7 +6,9 @@
  * counters live in Deno KV (`KV_PATH`, a local SQLite file; the platform's KV
  * on Deno Deploy). Where Deno has no KV (Supabase Edge Functions), there is no
  * store: `Idempotency-Key` answers 501 and a public configuration must set
- * `RATE_LIMIT=off`.
+ * `RATE_LIMIT=off`. On SIGTERM or SIGINT it stops accepting and lets requests in
+ * flight finish for up to `SHUTDOWN_TIMEOUT_MS` (default 30 000) before it exits
+ * (see src/http/shutdown.ts).
  *
  * @module
  */
@@ -15,32 +17,57 @@ import type { Hono } from "hono";
 import { createApp } from "../src/http/app.ts";
 import { ConfigError, loadConfig } from "../src/http/config.ts";
 import { logFormatOf } from "../src/http/logging.ts";
+import {
+  GracefulShutdown,
+  onTerminationSignal,
+  ShutdownConfigError,
+  shutdownTimeoutMs,
+} from "../src/http/shutdown.ts";
+import { SmtpClient } from "../src/smtp/client.ts";
+import { denoConnect } from "../src/socket/deno.ts";
 import { hasDenoKv, openDenoKvStore } from "../src/store/deno_kv.ts";
 import { StoreError } from "../src/store/store.ts";
 
 let app: Hono;
+let client: SmtpClient;
+let shutdown: GracefulShutdown;
 try {
   const env = Deno.env.toObject();
   const config = loadConfig(env, { store: hasDenoKv() });
+  shutdown = new GracefulShutdown({ timeoutMs: shutdownTimeoutMs(env) });
+  // One pooled client whose connections the shutdown can close at its bound.
+  client = new SmtpClient({
+    ...config.smtp,
+    connect: shutdown.wrapConnect(config.smtp.connect ?? denoConnect),
+  });
   const store = config.store
     ? await openDenoKvStore({
       path: config.kvPath,
       deployed: env.DENO_DEPLOYMENT_ID !== undefined,
     })
     : undefined;
-  app = createApp(config, { store, logFormat: logFormatOf(env) });
+  app = createApp(config, { store, client, logFormat: logFormatOf(env) });
 } catch (error) {
   // RangeError: LOG_FORMAT (its message names it).
   const known = error instanceof ConfigError || error instanceof StoreError ||
-    error instanceof RangeError;
-  if (!known) {
-    throw error;
-  }
+    error instanceof ShutdownConfigError || error instanceof RangeError;
+  if (!known) throw error;
   console.error(`edgemail cannot start. ${error.message}`);
   Deno.exit(1);
 }
 
+// SIGTERM/SIGINT: `deno serve` stops accepting by itself; requests in flight run on for up to
+// SHUTDOWN_TIMEOUT_MS, then the pool says QUIT and the process exits.
+onTerminationSignal(async () => {
+  await shutdown.drain();
+  await client.close();
+  // Nothing should be left to keep the process alive; if something is, do not wait for it.
+  Deno.unrefTimer(setTimeout(() => Deno.exit(0), 2000));
+});
+
 // The connection info becomes Hono's `c.env`: the client address of public callers.
 export default {
-  fetch: (request, info) => app.fetch(request, info),
+  fetch: shutdown.wrapFetch((request: Request, info: Deno.ServeHandlerInfo) =>
+    app.fetch(request, info)
+  ),
 } satisfies Deno.ServeDefaultExport;

@@ -14,6 +14,8 @@ import { Hono } from "hono";
 import { createApp } from "../http/app.ts";
 import { type Config, ConfigError, loadConfig } from "../http/config.ts";
 import { type LogFormat, logFormatOf } from "../http/logging.ts";
+import { GracefulShutdown, ShutdownConfigError, shutdownTimeoutMs } from "../http/shutdown.ts";
+import { denoConnect } from "../socket/deno.ts";
 import { openDenoKvStore } from "../store/deno_kv.ts";
 import type { Store } from "../store/store.ts";
 import { DEV_SMTP_PORT, type DevMailServer, startDevMailServer } from "./mail_server.ts";
@@ -79,13 +81,16 @@ export async function main(env: Env = Deno.env.toObject()): Promise<number> {
     }
     // Idempotency keys (and RATE_LIMIT, when set) live in Deno KV, as with `deno task start`.
     store = await openStore(config);
+    // Requests in flight at SIGINT/SIGTERM get SHUTDOWN_TIMEOUT_MS to finish (src/http/shutdown.ts).
+    const graceful = new GracefulShutdown({ timeoutMs: readShutdownTimeout(env) });
+    const connect = graceful.wrapConnect(config.smtp.connect ?? denoConnect);
     const logFormat = readLogFormat(env);
-    root.mount("/", createApp(config, { store, logFormat }).fetch);
+    root.mount("/", createApp(config, { store, connect, logFormat }).fetch);
 
     // Listen for signals before the start-up line, which tells scripts they may send one.
     const signalled = untilSignal();
     const shutdown = new AbortController();
-    const server = serve(root, port, shutdown.signal, (actualPort) => {
+    const server = serve(graceful.wrapFetch(root.fetch), port, shutdown.signal, (actualPort) => {
       const where = `http://${HOSTNAME}:${actualPort}`;
       console.log(
         (mailServer && outboxDir !== undefined
@@ -95,6 +100,7 @@ export async function main(env: Env = Deno.env.toObject()): Promise<number> {
     });
     await signalled;
     shutdown.abort();
+    await graceful.drain();
     await server.finished;
     await mailServer?.close();
     await store.close();
@@ -201,8 +207,18 @@ function originsNote(config: Config): string {
     : `; browser origins: CORS_ORIGINS (${config.corsOrigins.length})`;
 }
 
+/** `SHUTDOWN_TIMEOUT_MS`, or a start-up problem naming it. */
+function readShutdownTimeout(env: Env): number {
+  try {
+    return shutdownTimeoutMs(env);
+  } catch (error) {
+    if (error instanceof ShutdownConfigError) throw new StartupError([error.message]);
+    throw error;
+  }
+}
+
 function serve(
-  app: Hono,
+  handler: (request: Request) => Response | Promise<Response>,
   port: number,
   signal: AbortSignal,
   onListen: (port: number) => void,
@@ -213,7 +229,7 @@ function serve(
       port,
       signal,
       onListen: ({ port }) => onListen(port),
-    }, app.fetch);
+    }, handler);
   } catch (error) {
     if (!(error instanceof Deno.errors.AddrInUse)) throw error;
     throw new StartupError([

@@ -16,8 +16,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import { freePort, spawnDeno } from "../support/subprocess.ts";
 import { type LoadSmtpServer, startLoadSmtpServer } from "./load_smtp_server.ts";
+import { type ServeProcess, startServe } from "./serve_process.ts";
 
 const REQUESTS = Number(Deno.env.get("LOAD_REQUESTS") ?? "100");
 const SEED = Number(Deno.env.get("LOAD_SEED") ?? "11");
@@ -27,8 +27,6 @@ const RSS_BOUND_MIB = Number(Deno.env.get("LOAD_RSS_MIB") ?? "400");
 const REQUEST_GUARD_MS = 60_000;
 const HEALTH_INTERVAL_MS = 100;
 const API_KEY = "load-key-5c2a9e7d1f";
-const ENTRY = new URL("../../functions/deno.ts", import.meta.url).pathname;
-const START_DEADLINE_MS = 120_000;
 
 /** The outcome of one request as the caller sees it. */
 interface Outcome {
@@ -39,61 +37,6 @@ interface Outcome {
   kind: string;
   latencyMs: number;
   replayed: boolean;
-}
-
-interface RunningFunction {
-  url: string;
-  pid: number;
-  output(): string;
-  stop(): Promise<void>;
-}
-
-/** Starts `deno serve` as `deno task start` does, and waits until it answers /health. */
-async function startFunction(env: Record<string, string>): Promise<RunningFunction> {
-  const port = freePort();
-  const child = spawnDeno(
-    [
-      "serve",
-      "--allow-all",
-      "--unstable-no-legacy-abort",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      ENTRY,
-    ],
-    env,
-  );
-  let output = "";
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) output += text;
-  };
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // Already ended.
-    }
-    await child.status;
-    await drained;
-  };
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + START_DEADLINE_MS;
-  while (true) {
-    try {
-      const response = await fetch(`${url}/health`);
-      await response.body?.cancel();
-      if (response.ok) return { url, pid: child.pid, output: () => output, stop };
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`deno serve did not start:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /** Peak resident set size of process `pid` in MiB (VmHWM), or NaN where /proc is missing. */
@@ -176,13 +119,13 @@ async function send(
 }
 
 let smtp: LoadSmtpServer;
-let fn: RunningFunction;
+let fn: ServeProcess;
 let kvDir: string;
 
 before(async () => {
   smtp = startLoadSmtpServer({ seed: SEED });
   kvDir = await Deno.makeTempDir({ prefix: "edgemail-load-" });
-  fn = await startFunction({
+  fn = await startServe({
     SMTP_URL: `smtp://127.0.0.1:${smtp.port}?tls=none`,
     API_KEYS: API_KEY,
     MAIL_FROM: "Load <load@example.com>",

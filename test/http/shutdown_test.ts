@@ -1,0 +1,153 @@
+/**
+ * Graceful shutdown (src/http/shutdown.ts): requests count as in flight until
+ * their body is read; the drain waits for them within SHUTDOWN_TIMEOUT_MS and,
+ * past it, closes the SMTP connections so that a message whose data was
+ * written ends as unknown_outcome; no new connection opens afterwards.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  GracefulShutdown,
+  ShutdownConfigError,
+  shutdownTimeoutMs,
+} from "../../src/http/shutdown.ts";
+import type { SmtpSocket } from "../../src/socket/socket.ts";
+
+describe("shutdownTimeoutMs", () => {
+  it("defaults to 30 s and reads whole milliseconds", () => {
+    assert.equal(shutdownTimeoutMs({}), DEFAULT_SHUTDOWN_TIMEOUT_MS);
+    assert.equal(DEFAULT_SHUTDOWN_TIMEOUT_MS, 30_000);
+    assert.equal(shutdownTimeoutMs({ SHUTDOWN_TIMEOUT_MS: "" }), 30_000);
+    assert.equal(shutdownTimeoutMs({ SHUTDOWN_TIMEOUT_MS: "0" }), 0);
+    assert.equal(shutdownTimeoutMs({ SHUTDOWN_TIMEOUT_MS: " 1500 " }), 1500);
+  });
+
+  for (const value of ["-1", "1.5", "30s", "abc", "2147483648", "99999999999"]) {
+    it(`refuses ${JSON.stringify(value)}, naming the variable`, () => {
+      assert.throws(() => shutdownTimeoutMs({ SHUTDOWN_TIMEOUT_MS: value }), (error) => {
+        assert.ok(error instanceof ShutdownConfigError);
+        assert.match(error.message, /^SHUTDOWN_TIMEOUT_MS must be a whole number of milliseconds/);
+        return true;
+      });
+    });
+  }
+});
+
+/** A socket whose pending read ends (null) when it is closed, like a real one. */
+function closableSocket(): SmtpSocket & { closed: boolean } {
+  let wake: ((value: null) => void) | undefined;
+  const socket = {
+    secure: false,
+    closed: false,
+    read: () => new Promise<Uint8Array | null>((resolve) => wake = resolve),
+    write: () => Promise.resolve(),
+    startTls: () => Promise.resolve(closableSocket()),
+    close: () => {
+      socket.closed = true;
+      wake?.(null);
+      return Promise.resolve();
+    },
+  };
+  return socket;
+}
+
+describe("GracefulShutdown", () => {
+  const quiet = { log: () => {} };
+
+  it("counts a request until its response body has been read to its end", async () => {
+    const shutdown = new GracefulShutdown(quiet);
+    let push: ((text: string | null) => void) | undefined;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        push = (text) => {
+          if (text === null) controller.close();
+          else controller.enqueue(new TextEncoder().encode(text));
+        };
+      },
+    });
+    const handler = shutdown.wrapFetch(() => new Response(body, { status: 201 }));
+    const response = await handler(new Request("http://x/"));
+    assert.equal(response.status, 201);
+    assert.equal(shutdown.inFlight, 1);
+    push!("event: a\n\n");
+    push!(null);
+    assert.equal(await response.text(), "event: a\n\n");
+    assert.equal(shutdown.inFlight, 0);
+  });
+
+  it("counts a cancelled body, a bodiless response and a failed handler as ended", async () => {
+    const shutdown = new GracefulShutdown(quiet);
+    const streaming = shutdown.wrapFetch(() => new Response(new ReadableStream()));
+    const response = await streaming(new Request("http://x/"));
+    assert.equal(shutdown.inFlight, 1);
+    await response.body!.cancel();
+    assert.equal(shutdown.inFlight, 0);
+    await shutdown.wrapFetch(() => new Response(null, { status: 204 }))(new Request("http://x/"));
+    assert.equal(shutdown.inFlight, 0);
+    const failing = shutdown.wrapFetch(() => Promise.reject(new Error("boom")));
+    await assert.rejects(failing(new Request("http://x/")), /boom/);
+    assert.equal(shutdown.inFlight, 0);
+  });
+
+  it("drains at once when nothing is in flight", async () => {
+    assert.equal(await new GracefulShutdown(quiet).drain(), "drained");
+  });
+
+  it("waits for the request in flight, within the bound", async () => {
+    const shutdown = new GracefulShutdown({ ...quiet, timeoutMs: 60_000 });
+    let finish: (() => void) | undefined;
+    const handler = shutdown.wrapFetch(async () => {
+      await new Promise<void>((resolve) => finish = resolve);
+      return new Response("done");
+    });
+    const answered = handler(new Request("http://x/")).then((response) => response.text());
+    const drained = shutdown.drain();
+    assert.equal(shutdown.draining, true);
+    assert.equal(shutdown.drain(), drained, "one drain, however often it is asked for");
+    finish!();
+    assert.equal(await answered, "done");
+    assert.equal(await drained, "drained");
+  });
+
+  it("at the bound, closes the SMTP connections and opens no new one", async () => {
+    const lines: string[] = [];
+    const shutdown = new GracefulShutdown({ timeoutMs: 10, log: (line) => lines.push(line) });
+    const socket = closableSocket();
+    const connect = shutdown.wrapConnect(() => Promise.resolve(socket));
+    // A request waiting for the server's reply, as a send after its data does.
+    const handler = shutdown.wrapFetch(async () => {
+      const wrapped = await connect({ hostname: "mx.test", port: 25, tls: false });
+      const reply = await wrapped.read();
+      return new Response(reply === null ? "unknown_outcome" : "sent");
+    });
+    const answered = handler(new Request("http://x/")).then((response) => response.text());
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(await shutdown.drain(), "forced");
+    assert.equal(socket.closed, true);
+    assert.equal(await answered, "unknown_outcome");
+    await assert.rejects(connect({ hostname: "mx.test", port: 25, tls: false }), /shutting down/);
+    assert.match(lines.join("\n"), /still in flight after 10 ms/);
+  });
+
+  it("tracks the TLS socket after STARTTLS instead of the plain one", async () => {
+    const shutdown = new GracefulShutdown({ ...quiet, timeoutMs: 0 });
+    const plain = closableSocket();
+    const tls = closableSocket();
+    plain.startTls = () => Promise.resolve(tls);
+    const wrapped = await shutdown.wrapConnect(() => Promise.resolve(plain))({
+      hostname: "mx.test",
+      port: 25,
+      tls: false,
+    });
+    await wrapped.startTls({ hostname: "mx.test" });
+    const handler = shutdown.wrapFetch(() => new Response(new ReadableStream()));
+    const response = await handler(new Request("http://x/"));
+    const drained = shutdown.drain();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    await response.body!.cancel();
+    assert.equal(await drained, "forced");
+    assert.equal(tls.closed, true);
+    assert.equal(plain.closed, false, "the plain socket belongs to the TLS one now");
+  });
+});
