@@ -8,9 +8,9 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { type FaultServer, smtpScript, startFaultServer } from "../support/fault_server.ts";
 import { type FunctionServer, startFunction } from "../support/function_server.ts";
 import { guard } from "../support/guard.ts";
+import { type HeldRcptServer, startHeldRcptServer } from "../support/held_rcpt.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
 import { spawnDeno } from "../support/subprocess.ts";
 
@@ -232,47 +232,30 @@ describe("deno task send", () => {
 });
 
 describe("deno task send: Ctrl-C", () => {
-  let fault: FaultServer;
-  let rcptReached: () => void;
-  const reached = new Promise<void>((resolve) => (rcptReached = resolve));
-  let delivered = 0;
+  let held: HeldRcptServer;
 
   before(async () => {
-    fault = await startFaultServer(smtpScript({
-      RCPT: async (conn) => {
-        rcptReached();
-        // No reply: only the cancellation can end the wait.
-        await conn.waitClosed();
-      },
-      message: async (conn) => {
-        delivered++;
-        await conn.send("250 2.0.0 Ok\r\n");
-      },
-    }));
+    held = await startHeldRcptServer();
   });
 
   after(async () => {
-    await fault?.close().catch(() => {});
+    await held?.close().catch(() => {});
   });
 
   it("cancels the send: exit 1, cancelled on stderr, nothing delivered", async () => {
+    const rcpt = held.nextRcpt();
     const child = spawnDeno(
       [...SEND_TASK, "--to", "bob@example.com", "--subject", "Hi", "--text", "never"],
-      {
-        SMTP_URL: `smtp://localhost:${fault.port}`,
-        SMTP_CA_CERT: fault.caCert,
-        SMTP_TIMEOUT_MS: "600000",
-        MAIL_FROM: "app@example.com",
-      },
+      held.env,
     );
     const output = child.output();
-    await guard(reached, "the RCPT command", { ms: HANG_GUARD_MS });
+    await guard(rcpt.reached, "the RCPT command", { ms: HANG_GUARD_MS });
     child.kill("SIGINT");
     const { code, stderr } = await guard(output, "the cancelled send", { ms: HANG_GUARD_MS });
     const text = new TextDecoder().decode(stderr);
     assert.equal(code, 1, text);
     assert.match(text, /^cancelled: cancelled/m);
-    assert.equal(delivered, 0);
-    assert.ok(!fault.transcript.includes("never"), "the message content was sent");
+    assert.equal(held.delivered, 0);
+    assert.ok(!held.transcript.includes("never"), "the message content was sent");
   });
 });

@@ -16,9 +16,9 @@ import {
   sendEmail,
 } from "../../src/client/mod.ts";
 import { CLIENT_BUNDLE_URL } from "../../src/client/bundle_path.ts";
-import { type FaultServer, smtpScript, startFaultServer } from "../support/fault_server.ts";
 import { type FunctionServer, startFunction } from "../support/function_server.ts";
 import { guard } from "../support/guard.ts";
+import { type HeldRcptFunction, startFunctionWithHeldRcpt } from "../support/held_rcpt.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
 import { freePort } from "../support/subprocess.ts";
 import { type RecordingProxy, startRecordingProxy } from "./recording_proxy.ts";
@@ -56,7 +56,6 @@ describe("browser client from Deno → deno serve functions/deno.ts → smtp-ser
   let smtp: TestSmtpServer;
   let fn: FunctionServer;
   let proxy: RecordingProxy;
-  let kvDir: string;
   const options = { apiKey: API_KEY };
 
   before(async () => {
@@ -66,13 +65,11 @@ describe("browser client from Deno → deno serve functions/deno.ts → smtp-ser
         "busy@example.com": { code: 450, message: "4.2.1 Mailbox busy, try later" },
       },
     });
-    kvDir = await Deno.makeTempDir();
     fn = await startFunction({
       SMTP_URL: `smtp://localhost:${smtp.port}`,
       SMTP_CA_CERT: smtp.caCert,
       API_KEYS: API_KEY,
       ALLOWED_FROM: "@example.com",
-      KV_PATH: `${kvDir}/kv.sqlite3`,
     });
     proxy = startRecordingProxy(fn.url);
   });
@@ -81,7 +78,6 @@ describe("browser client from Deno → deno serve functions/deno.ts → smtp-ser
     await proxy?.close();
     await fn?.stop();
     await smtp?.close();
-    if (kvDir) await Deno.remove(kvDir, { recursive: true });
   });
 
   it("sends synchronously and resolves with the Result", async () => {
@@ -312,46 +308,18 @@ describe("browser client from Deno → deno serve functions/deno.ts → smtp-ser
 });
 
 describe("browser client: aborting a send in progress", () => {
-  let fault: FaultServer;
-  let fn: FunctionServer;
-  let rcptReached: () => void;
-  let reached = new Promise<void>((resolve) => (rcptReached = resolve));
-  let connectionClosed: () => void;
-  let closed = Promise.resolve();
-  let delivered = 0;
+  let setup: HeldRcptFunction;
 
   before(async () => {
-    fault = await startFaultServer(smtpScript({
-      RCPT: async (conn) => {
-        rcptReached();
-        // No reply: the RCPT answer only comes after the client has gone.
-        await conn.waitClosed();
-        connectionClosed();
-      },
-      message: async (conn) => {
-        delivered++;
-        await conn.send("250 2.0.0 Ok\r\n");
-      },
-    }));
-    fn = await startFunction({
-      SMTP_URL: `smtp://localhost:${fault.port}`,
-      SMTP_CA_CERT: fault.caCert,
-      // Long, so that only the cancellation (not a deadline) can end the wait.
-      SMTP_TIMEOUT_MS: "600000",
-      API_KEYS: API_KEY,
-      MAIL_FROM: "app@example.com",
-    });
+    setup = await startFunctionWithHeldRcpt({ API_KEYS: API_KEY });
   });
 
-  after(async () => {
-    await fn?.stop();
-    await fault?.close().catch(() => {});
-  });
+  after(() => setup?.stop());
 
   for (const mode of ["sse", "json"] as const) {
     it(`rejects with an AbortError and nothing is delivered (${mode})`, async () => {
-      reached = new Promise<void>((resolve) => (rcptReached = resolve));
-      closed = new Promise<void>((resolve) => (connectionClosed = resolve));
+      const { fn, held } = setup;
+      const rcpt = held.nextRcpt();
       const controller = new AbortController();
       const events: EmailStatusEvent[] = [];
       const sending = rejection(sendEmail(fn.url, { to: "bob@example.com", text: "never" }, {
@@ -359,15 +327,15 @@ describe("browser client: aborting a send in progress", () => {
         signal: controller.signal,
         onStatus: mode === "sse" ? (event) => events.push(event) : undefined,
       }));
-      await guard(reached, "the RCPT command", { ms: HANG_GUARD_MS });
+      await guard(rcpt.reached, "the RCPT command", { ms: HANG_GUARD_MS });
       controller.abort();
       const error = await guard(sending, "the aborted send", { ms: HANG_GUARD_MS });
       assert.ok(error instanceof DOMException && error.name === "AbortError", String(error));
       const seen = events.length;
       // The function abandons the SMTP transaction: the server sees the connection close.
-      await guard(closed, "the abandoned SMTP connection", { ms: HANG_GUARD_MS });
-      assert.equal(delivered, 0);
-      assert.ok(!fault.transcript.includes("never"), "the message content was sent");
+      await guard(rcpt.closed, "the abandoned SMTP connection", { ms: HANG_GUARD_MS });
+      assert.equal(held.delivered, 0);
+      assert.ok(!held.transcript.includes("never"), "the message content was sent");
       assert.equal(events.length, seen, "onStatus was called after the abort");
     });
   }

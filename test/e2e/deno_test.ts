@@ -9,9 +9,9 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { type FaultServer, smtpScript, startFaultServer } from "../support/fault_server.ts";
 import { type FunctionServer, startFunction } from "../support/function_server.ts";
 import { guard } from "../support/guard.ts";
+import { type HeldRcptFunction, startFunctionWithHeldRcpt } from "../support/held_rcpt.ts";
 import { jsonPost } from "../support/requests.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
 import { readSse } from "../support/sse.ts";
@@ -124,43 +124,17 @@ describe("deno serve functions/deno.ts → smtp-server (STARTTLS, AUTH)", () => 
 });
 
 describe("deno serve functions/deno.ts: the client goes away mid-send", () => {
-  let fault: FaultServer;
-  let fn: FunctionServer;
-  let rcptReached: () => void;
-  const reached = new Promise<void>((resolve) => (rcptReached = resolve));
-  let connectionClosed: () => void;
-  const closed = new Promise<void>((resolve) => (connectionClosed = resolve));
-  let delivered = 0;
+  let setup: HeldRcptFunction;
 
   before(async () => {
-    fault = await startFaultServer(smtpScript({
-      RCPT: async (conn) => {
-        rcptReached();
-        // No reply: the RCPT answer only comes after the client has gone.
-        await conn.waitClosed();
-        connectionClosed();
-      },
-      message: async (conn) => {
-        delivered++;
-        await conn.send("250 2.0.0 Ok\r\n");
-      },
-    }));
-    fn = await startFunction({
-      SMTP_URL: `smtp://localhost:${fault.port}`,
-      SMTP_CA_CERT: fault.caCert,
-      // Long, so that only the cancellation (not a deadline) can end the wait.
-      SMTP_TIMEOUT_MS: "600000",
-      API_KEYS: API_KEY,
-      MAIL_FROM: "app@example.com",
-    });
+    setup = await startFunctionWithHeldRcpt({ API_KEYS: API_KEY });
   });
 
-  after(async () => {
-    await fn?.stop();
-    await fault?.close().catch(() => {});
-  });
+  after(() => setup?.stop());
 
   it("abandons the SMTP transaction: nothing is delivered", async () => {
+    const { fn, held } = setup;
+    const rcpt = held.nextRcpt();
     const abort = new AbortController();
     const answer = post(
       `${fn.url}/send`,
@@ -174,11 +148,11 @@ describe("deno serve functions/deno.ts: the client goes away mid-send", () => {
         }
       })
       .catch((error) => error);
-    await guard(reached, "the RCPT command", { ms: HANG_GUARD_MS });
+    await guard(rcpt.reached, "the RCPT command", { ms: HANG_GUARD_MS });
     abort.abort();
     assert.equal((await answer).name, "AbortError");
-    await guard(closed, "the abandoned SMTP connection", { ms: HANG_GUARD_MS });
-    assert.equal(delivered, 0);
-    assert.ok(!fault.transcript.includes("never"), "the message content was sent");
+    await guard(rcpt.closed, "the abandoned SMTP connection", { ms: HANG_GUARD_MS });
+    assert.equal(held.delivered, 0);
+    assert.ok(!held.transcript.includes("never"), "the message content was sent");
   });
 });
