@@ -151,6 +151,7 @@ describe("README library example against smtp-server", () => {
     assert.equal(completions[0].error, undefined);
     assert.deepEqual(completions[0].result, result);
 
+    // The contract's list (section 3), not SMTP_PHASES: a phase the contract does not name fails.
     const phases = [
       "connect",
       "greeting",

@@ -6,6 +6,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { STATUS_BY_ERROR_TYPE } from "../../src/http/problems.ts";
+import { SMTP_ERROR_TYPES } from "../../src/smtp/types.ts";
 import {
   EdgemailError,
   type EdgemailErrorType,
@@ -13,19 +14,11 @@ import {
   typeForStatus,
 } from "../../src/client/error.ts";
 
-/** What a `completed` event's Result can carry: the SMTP outcomes and `internal`. */
-const SSE_RESULT_TYPES: EdgemailErrorType[] = [
-  "connection",
-  "tls",
-  "auth",
-  "rejected",
-  "transient",
-  "timeout",
-  "protocol",
-  "unknown_outcome",
-  "cancelled",
-  "internal",
-];
+/**
+ * What a `completed` event's Result can carry: the SMTP outcomes, `internal` among them.
+ * The server's own list, so that a type added there and missing in the client fails here.
+ */
+const SSE_RESULT_TYPES: readonly EdgemailErrorType[] = SMTP_ERROR_TYPES;
 
 describe("client status table", () => {
   it("gives every type an SSE Result can carry the status the function answers it with", () => {
