@@ -92,8 +92,8 @@ export class GracefulShutdown {
   #inFlight = 0;
   #idle: (() => void)[] = [];
   #draining: Promise<DrainResult> | undefined;
-  /** Set at the bound: no new SMTP connection may open. */
-  #forced = false;
+  /** Aborted at the bound: no new SMTP connection may open, those being opened are abandoned. */
+  readonly #cut = new AbortController();
 
   /** Creates the tracker; nothing happens until {@linkcode GracefulShutdown.drain}. */
   constructor(options: GracefulShutdownOptions = {}) {
@@ -150,14 +150,26 @@ export class GracefulShutdown {
 
   /**
    * Wraps a socket factory so that the SMTP connections can be closed at the
-   * bound; once it has passed, no new connection opens.
+   * bound; a connection still being opened then (a slow TCP connect, a TLS
+   * handshake that hangs) is abandoned at once rather than at its SMTP
+   * deadline, and no new one opens.
    */
   wrapConnect(connect: Connect): Connect {
     return async (options: ConnectOptions) => {
-      if (this.#forced) {
-        throw new Error("edgemail is shutting down: no new SMTP connection is opened.");
+      const cut = this.#cut.signal;
+      if (cut.aborted) throw shuttingDown();
+      const signal = options.signal === undefined ? cut : AbortSignal.any([options.signal, cut]);
+      const pending = connect({ ...options, signal });
+      let socket: SmtpSocket;
+      try {
+        socket = await untilAborted(pending, cut);
+      } catch (error) {
+        if (!cut.aborted) throw error;
+        // The adapter closes what it half opened on `signal`; a socket that still arrives is closed.
+        pending.then((late) => late.close(), () => {});
+        throw shuttingDown();
       }
-      return this.#track(await connect(options));
+      return this.#track(socket);
     };
   }
 
@@ -182,7 +194,7 @@ export class GracefulShutdown {
       this.#log("edgemail: every request in flight has finished");
       return "drained";
     }
-    this.#forced = true;
+    this.#cut.abort();
     this.#log(
       `edgemail: ${this.#inFlight} request(s) still in flight after ${this.#timeoutMs} ms; ` +
         "closing their SMTP connections (a message whose data was written is reported as unknown_outcome)",
@@ -232,6 +244,22 @@ export class GracefulShutdown {
       },
     };
   }
+}
+
+/** The error of a connection refused or abandoned at the bound (a `connection` failure: nothing was sent). */
+function shuttingDown(): Error {
+  return new Error("edgemail is shutting down: no new SMTP connection is opened.");
+}
+
+/** Settles like `promise`, or rejects once `signal` aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  const { promise: aborted, reject } = Promise.withResolvers<never>();
+  const onAbort = () => reject(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  return Promise.race([promise, aborted]).finally(() =>
+    signal.removeEventListener("abort", onAbort)
+  );
 }
 
 /** `body` as a new stream that calls `onEnd` once it has been read to its end, failed or been cancelled. */

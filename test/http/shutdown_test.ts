@@ -130,6 +130,34 @@ describe("GracefulShutdown", () => {
     assert.match(lines.join("\n"), /still in flight after 10 ms/);
   });
 
+  it("at the bound, abandons a connection still being opened instead of waiting for it", async () => {
+    const shutdown = new GracefulShutdown({ ...quiet, timeoutMs: 10 });
+    const late = closableSocket();
+    let opened: ((socket: SmtpSocket) => void) | undefined;
+    let adapterSignal: AbortSignal | undefined;
+    // A TLS handshake that hangs until the test lets it complete.
+    const connect = shutdown.wrapConnect((options) => {
+      adapterSignal = options.signal;
+      return new Promise((resolve) => opened = resolve);
+    });
+    const handler = shutdown.wrapFetch(async () => {
+      try {
+        await connect({ hostname: "mx.test", port: 465, tls: true });
+        return new Response("connected");
+      } catch (error) {
+        return new Response((error as Error).message);
+      }
+    });
+    const answered = handler(new Request("http://x/")).then((response) => response.text());
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(await shutdown.drain(), "forced");
+    assert.match(await answered, /shutting down/);
+    assert.equal(adapterSignal?.aborted, true, "the adapter is told to close what it half opened");
+    opened!(late);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(late.closed, true, "a socket that arrives after the bound is closed");
+  });
+
   it("tracks the TLS socket after STARTTLS instead of the plain one", async () => {
     const shutdown = new GracefulShutdown({ ...quiet, timeoutMs: 0 });
     const plain = closableSocket();
