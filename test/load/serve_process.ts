@@ -21,6 +21,11 @@ export interface ServeProcess {
   pid: number;
   /** Everything it printed so far (stdout and stderr). */
   output(): string;
+  /**
+   * Resolves once its output matches `pattern` (e.g. a log line saying a
+   * signal was handled); rejects, with the output, if it ends first.
+   */
+  untilOutput(pattern: RegExp): Promise<void>;
   /** Sends `signal` (the process keeps running until it decides to end). */
   signal(signal: Deno.Signal): void;
   /** Resolves with the exit status once it has ended and its output is read. */
@@ -62,8 +67,17 @@ export async function startServe(
   );
   const child = spawnDeno(args, withPort);
   let output = "";
+  const waiters = new Set<{ pattern: RegExp; resolve: () => void }>();
   const drain = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) output += text;
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+      output += text;
+      for (const waiter of waiters) {
+        if (waiter.pattern.test(output)) {
+          waiters.delete(waiter);
+          waiter.resolve();
+        }
+      }
+    }
   };
   const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
   const exited = child.status.then(async (status) => {
@@ -72,6 +86,16 @@ export async function startServe(
   });
   let ended = false;
   exited.then(() => ended = true);
+  const untilOutput = (pattern: RegExp) => {
+    if (pattern.test(output)) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    waiters.add({ pattern, resolve });
+    const failed = exited.then(() => {
+      if (pattern.test(output)) return;
+      throw new Error(`the server ended before printing ${pattern}:\n${output}`);
+    });
+    return Promise.race([promise, failed]);
+  };
   const signal = (name: Deno.Signal) => {
     if (!ended) child.kill(name);
   };
@@ -85,7 +109,9 @@ export async function startServe(
     try {
       const response = await fetch(`${url}/health`);
       await response.body?.cancel();
-      if (response.ok) return { url, pid: child.pid, output: () => output, signal, exited, stop };
+      if (response.ok) {
+        return { url, pid: child.pid, output: () => output, untilOutput, signal, exited, stop };
+      }
     } catch {
       // Not listening yet.
     }

@@ -1,0 +1,425 @@
+/**
+ * Graceful shutdown of the real Deno server: `deno serve functions/deno.ts` as
+ * a subprocess with a Deno KV file (`KV_PATH` in a temporary folder), sending
+ * to the scripted fault server, which holds or stalls chosen messages. A
+ * signal while sends are in flight: new connections are refused at once, each
+ * request in flight gets its real outcome (also stored for its
+ * `Idempotency-Key`, so a retry after a restart replays it), and the process
+ * exits 0. Past `SHUTDOWN_TIMEOUT_MS`, a message whose data was written is
+ * `unknown_outcome` (stored: a retry does not send it again), one stalled
+ * before its data fails without it (the key is released: a retry sends).
+ *
+ * Prints the time from each signal to the process's exit.
+ */
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { type FaultServer, smtpScript, startFaultServer } from "../support/fault_server.ts";
+import { guard } from "../support/guard.ts";
+import { readSse } from "../support/sse.ts";
+import { type ServeProcess, startServe } from "../load/serve_process.ts";
+
+const API_KEY = "shutdown-key-3f9a1c7e";
+/** Only a guard against hanging; never reached when the code works. */
+const HANG_GUARD_MS = 60_000;
+/** Generous for the cases that must drain: the sends are released right after the signal. */
+const DRAIN_BOUND_MS = 20_000;
+/** Short for the cases that must pass the bound. */
+const SHORT_BOUND_MS = 500;
+const CASE_HEADER = "X-Shutdown-Case";
+
+/**
+ * The scripted SMTP server: for a message whose data carries `X-Shutdown-Case:
+ * <id>`, it counts the data, reports its arrival, and holds its reply until
+ * released (`hold`) or says nothing until the client closes (`stall`). A
+ * recipient `stall-<id>@…` is not answered (once) until the client closes.
+ */
+class ScriptedPeer {
+  server!: FaultServer;
+  /** How many times the data of each case arrived in full. */
+  readonly deliveries = new Map<string, number>();
+  /** How many times RCPT was asked for each stalled recipient's case. */
+  readonly rcptAsked = new Map<string, number>();
+  readonly #arrived = new Map<string, PromiseWithResolvers<void>>();
+  readonly #released = new Map<string, PromiseWithResolvers<void>>();
+  readonly #stallData = new Set<string>();
+  readonly #stallRcpt = new Set<string>();
+
+  async start(): Promise<void> {
+    this.server = await startFaultServer(smtpScript({
+      RCPT: async (conn, line) => {
+        const id = /^RCPT TO:<stall-([^@>]+)@/i.exec(line)?.[1];
+        if (id !== undefined) {
+          this.rcptAsked.set(id, (this.rcptAsked.get(id) ?? 0) + 1);
+          this.#signal(id);
+          if (this.#stallRcpt.delete(id)) return await conn.waitClosed();
+        }
+        await conn.send("250 2.1.5 Ok\r\n");
+      },
+      message: async (conn, content) => {
+        const id = new RegExp(`^${CASE_HEADER}: (\\S+)\\r$`, "im").exec(content)?.[1];
+        if (id !== undefined) {
+          this.deliveries.set(id, (this.deliveries.get(id) ?? 0) + 1);
+          this.#signal(id);
+          if (this.#stallData.delete(id)) return await conn.waitClosed();
+          await this.#released.get(id)?.promise;
+        }
+        await conn.send(`250 2.0.0 Ok: queued as ${id ?? "other"}\r\n`);
+      },
+    }));
+  }
+
+  /** Case `id`'s reply to the end of its data waits for {@linkcode release}. */
+  hold(id: string): void {
+    this.#released.set(id, Promise.withResolvers());
+  }
+
+  release(id: string): void {
+    this.#released.get(id)?.resolve();
+  }
+
+  /** Case `id`'s end of data is never answered (the first time). */
+  stallData(id: string): void {
+    this.#stallData.add(id);
+  }
+
+  /** Case `id`'s recipient `stall-<id>@example.com` is not answered (the first time). */
+  stallRcpt(id: string): void {
+    this.#stallRcpt.add(id);
+  }
+
+  /** Resolves when case `id` reached the server's held or stalled step. */
+  reached(id: string): Promise<void> {
+    return guard(this.#waiter(id).promise, `case ${id} reaching the SMTP server`, {
+      ms: HANG_GUARD_MS,
+    });
+  }
+
+  #waiter(id: string): PromiseWithResolvers<void> {
+    let waiter = this.#arrived.get(id);
+    if (waiter === undefined) this.#arrived.set(id, waiter = Promise.withResolvers());
+    return waiter;
+  }
+
+  #signal(id: string): void {
+    this.#waiter(id).resolve();
+  }
+
+  async close(): Promise<void> {
+    for (const waiter of this.#released.values()) waiter.resolve();
+    await this.server?.close();
+  }
+}
+
+let caseCounter = 0;
+/** A fresh case id (also the Idempotency-Key's tail). */
+function newCase(name: string): string {
+  return `${name}-${Date.now()}-${caseCounter++}`;
+}
+
+/** The message of case `id`, to `to`. */
+function messageOf(id: string, to = "bob@example.com") {
+  return {
+    from: "app@example.com",
+    to,
+    subject: `shutdown ${id}`,
+    text: `case ${id}`,
+    headers: { [CASE_HEADER]: id },
+    token: id,
+  };
+}
+
+interface SendOptions {
+  key?: string;
+  sse?: boolean;
+}
+
+/** POST /send; the response's body is left to the caller. */
+function post(url: string, body: unknown, options: SendOptions = {}): Promise<Response> {
+  const headers: Record<string, string> = {
+    Authorization: `Bearer ${API_KEY}`,
+    "Content-Type": "application/json",
+  };
+  if (options.key !== undefined) headers["Idempotency-Key"] = options.key;
+  if (options.sse) headers.Accept = "text/event-stream";
+  return fetch(`${url}/send`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(HANG_GUARD_MS),
+  });
+}
+
+/** What a caller ends up with: the HTTP status, its Result, and whether it was a replay. */
+interface Outcome {
+  http: number;
+  result: Record<string, unknown> & { status: string; error?: { type: string } };
+  /** The Result exactly as received (the JSON body, or the `completed` event's data). */
+  raw: string;
+  replayed: boolean;
+  /** For SSE: the event names in order. */
+  events?: string[];
+}
+
+/**
+ * Sends and reads the whole answer (the JSON body, or the SSE stream to its
+ * end). The body is read as it arrives, so a drain that waits for the
+ * response to be read is never blocked by the test.
+ */
+async function send(url: string, body: unknown, options: SendOptions = {}): Promise<Outcome> {
+  const response = await post(url, body, options);
+  const replayed = response.headers.get("Idempotent-Replayed") === "true";
+  if (!options.sse) {
+    const raw = await response.text();
+    return { http: response.status, result: JSON.parse(raw), raw, replayed };
+  }
+  assert.equal(response.status, 200);
+  const { events } = await readSse(response, { hangGuardMs: HANG_GUARD_MS });
+  const completed = events.filter((event) => event.event === "completed");
+  assert.equal(completed.length, 1, `one completed event, got ${JSON.stringify(events)}`);
+  const raw = completed[0].data;
+  return {
+    http: response.status,
+    result: JSON.parse(raw),
+    raw,
+    replayed,
+    events: events.map((event) => event.event ?? "message"),
+  };
+}
+
+/** Rejects unless a new TCP connection to `url` is refused. */
+async function assertRefused(url: string): Promise<void> {
+  const { hostname, port } = new URL(url);
+  await assert.rejects(
+    Deno.connect({ hostname, port: Number(port) }).then((conn) => conn.close()),
+    Deno.errors.ConnectionRefused,
+  );
+}
+
+/** Milliseconds from now until `server` has exited, with its status. */
+async function timeExit(server: ServeProcess): Promise<{ ms: number; code: number }> {
+  const start = performance.now();
+  const status = await guard(server.exited, "the server's exit", { ms: HANG_GUARD_MS });
+  return { ms: Math.round(performance.now() - start), code: status.code };
+}
+
+const SHUTTING_DOWN = /edgemail: shutting down; \d+ request\(s\) in flight/;
+
+describe("graceful shutdown of deno serve functions/deno.ts", () => {
+  const peer = new ScriptedPeer();
+  let kvDir: string;
+  const servers: ServeProcess[] = [];
+
+  before(async () => {
+    await peer.start();
+    kvDir = await Deno.makeTempDir({ prefix: "edgemail-shutdown-" });
+  });
+
+  after(async () => {
+    // A failed case may leave a server running: end it, then the peer.
+    await Promise.all(servers.map((server) => {
+      server.signal("SIGKILL");
+      return server.exited;
+    }));
+    await peer.close();
+    if (kvDir) await Deno.remove(kvDir, { recursive: true });
+  });
+
+  async function start(kvFile: string, boundMs: number): Promise<ServeProcess> {
+    const server = await startServe({
+      SMTP_URL: `smtp://127.0.0.1:${peer.server.port}?tls=none`,
+      API_KEYS: API_KEY,
+      MAIL_FROM: "app@example.com",
+      KV_PATH: `${kvDir}/${kvFile}`,
+      SHUTDOWN_TIMEOUT_MS: String(boundMs),
+      LOG_FORMAT: "plain",
+    });
+    servers.push(server);
+    return server;
+  }
+
+  it("SIGTERM with a sync and an SSE send in flight: refuses new connections, both are sent, exit 0", async () => {
+    const server = await start("sigterm.sqlite3", DRAIN_BOUND_MS);
+    const sync = newCase("sync");
+    const sse = newCase("sse");
+    peer.hold(sync);
+    peer.hold(sse);
+    const answers = Promise.all([
+      send(server.url, messageOf(sync)),
+      send(server.url, messageOf(sse), { sse: true }),
+    ]);
+    await Promise.all([peer.reached(sync), peer.reached(sse)]);
+
+    server.signal("SIGTERM");
+    const exit = timeExit(server);
+    await guard(server.untilOutput(SHUTTING_DOWN), "the shutdown log line", { ms: HANG_GUARD_MS });
+    assert.match(server.output(), /shutting down; 2 request\(s\) in flight/);
+    await assertRefused(server.url);
+    peer.release(sync);
+    peer.release(sse);
+
+    const [syncOutcome, sseOutcome] = await answers;
+    assert.equal(syncOutcome.http, 200, syncOutcome.raw);
+    assert.equal(syncOutcome.result.status, "sent");
+    assert.equal(sseOutcome.result.status, "sent", sseOutcome.raw);
+    assert.equal(sseOutcome.events?.at(-1), "completed");
+    const { ms, code } = await exit;
+    console.log(`SIGTERM, 2 sends in flight (released at once): exit ${code} after ${ms} ms`);
+    assert.equal(code, 0, server.output());
+    assert.ok(ms < DRAIN_BOUND_MS, `exit after ${ms} ms, beyond the bound`);
+    assert.match(server.output(), /every request in flight has finished/);
+    assert.doesNotMatch(server.output(), /still in flight after/);
+    assert.equal(peer.deliveries.get(sync), 1);
+    assert.equal(peer.deliveries.get(sse), 1);
+  });
+
+  it("SIGTERM with Idempotency-Keys: the outcomes are stored, a new process replays them, nothing is sent twice", async () => {
+    const server = await start("idempotent.sqlite3", DRAIN_BOUND_MS);
+    const sync = newCase("idem-sync");
+    const sse = newCase("idem-sse");
+    peer.hold(sync);
+    peer.hold(sse);
+    const answers = Promise.all([
+      send(server.url, messageOf(sync), { key: sync }),
+      send(server.url, messageOf(sse), { key: sse, sse: true }),
+    ]);
+    await Promise.all([peer.reached(sync), peer.reached(sse)]);
+    server.signal("SIGTERM");
+    const exit = timeExit(server);
+    await guard(server.untilOutput(SHUTTING_DOWN), "the shutdown log line", { ms: HANG_GUARD_MS });
+    peer.release(sync);
+    peer.release(sse);
+    const [first, firstSse] = await answers;
+    assert.equal(first.result.status, "sent", first.raw);
+    assert.equal(firstSse.result.status, "sent", firstSse.raw);
+    const { ms, code } = await exit;
+    console.log(`SIGTERM, 2 keyed sends in flight: exit ${code} after ${ms} ms`);
+    assert.equal(code, 0, server.output());
+
+    const next = await start("idempotent.sqlite3", DRAIN_BOUND_MS);
+    const replay = await send(next.url, messageOf(sync), { key: sync });
+    assert.equal(replay.replayed, true, replay.raw);
+    assert.equal(replay.http, 200);
+    assert.equal(replay.raw, first.raw);
+    const replaySse = await send(next.url, messageOf(sse), { key: sse, sse: true });
+    assert.equal(replaySse.replayed, true);
+    assert.deepEqual(replaySse.events, ["completed"]);
+    assert.deepEqual(JSON.parse(replaySse.raw), JSON.parse(firstSse.raw));
+    assert.equal(peer.deliveries.get(sync), 1, "the sync message was sent again");
+    assert.equal(peer.deliveries.get(sse), 1, "the SSE message was sent again");
+    await next.stop();
+  });
+
+  it("past the bound: data written is unknown_outcome and stays so; a send stalled before its data fails and its key is released", async () => {
+    const server = await start("forced.sqlite3", SHORT_BOUND_MS);
+    const afterDot = newCase("after-dot");
+    const atRcpt = newCase("at-rcpt");
+    const atRcptSse = newCase("at-rcpt-sse");
+    peer.stallData(afterDot);
+    peer.stallRcpt(atRcpt);
+    peer.stallRcpt(atRcptSse);
+    const stalledTo = (id: string) => `stall-${id}@example.com`;
+    const answers = Promise.all([
+      send(server.url, messageOf(afterDot), { key: afterDot }),
+      send(server.url, messageOf(atRcpt, stalledTo(atRcpt)), { key: atRcpt }),
+      send(server.url, messageOf(atRcptSse, stalledTo(atRcptSse)), { key: atRcptSse, sse: true }),
+    ]);
+    await Promise.all([peer.reached(afterDot), peer.reached(atRcpt), peer.reached(atRcptSse)]);
+    server.signal("SIGTERM");
+    const exit = timeExit(server);
+    const [unknown, beforeData, beforeDataSse] = await answers;
+
+    assert.equal(unknown.http, 502, unknown.raw);
+    assert.equal(unknown.result.error?.type, "unknown_outcome");
+    for (const failed of [beforeData, beforeDataSse]) {
+      assert.equal(failed.result.status, "failed", failed.raw);
+      assert.notEqual(failed.result.error?.type, "unknown_outcome", failed.raw);
+      assert.notEqual(failed.result.error?.type, "internal", failed.raw);
+    }
+    const { ms, code } = await exit;
+    console.log(
+      `SIGTERM past a ${SHORT_BOUND_MS} ms bound, 3 stalled sends: exit ${code} after ${ms} ms`,
+    );
+    assert.equal(code, 0, server.output());
+    assert.match(server.output(), /3 request\(s\) still in flight after 500 ms/);
+
+    const next = await start("forced.sqlite3", DRAIN_BOUND_MS);
+    const replay = await send(next.url, messageOf(afterDot), { key: afterDot });
+    assert.equal(replay.replayed, true, replay.raw);
+    assert.equal(replay.http, 502);
+    assert.equal(replay.raw, unknown.raw);
+    assert.equal(peer.deliveries.get(afterDot), 1, "the unknown message was sent again");
+    for (const id of [atRcpt, atRcptSse]) {
+      const retry = await send(next.url, messageOf(id, stalledTo(id)), { key: id });
+      assert.equal(retry.replayed, false, retry.raw);
+      assert.equal(retry.http, 200, retry.raw);
+      assert.equal(retry.result.status, "sent");
+      assert.equal(peer.rcptAsked.get(id), 2);
+      assert.equal(peer.deliveries.get(id), 1);
+    }
+    await next.stop();
+  });
+
+  it("past the bound: a send still connecting (a TLS handshake never answered) fails at once, not at its SMTP timeout", async () => {
+    // Accepts TCP connections and never says a word: the implicit TLS handshake hangs.
+    const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const accepted: Deno.Conn[] = [];
+    const connected = Promise.withResolvers<void>();
+    const accepting = (async () => {
+      for await (const conn of silent) {
+        accepted.push(conn);
+        connected.resolve();
+      }
+    })();
+    try {
+      const server = await startServe({
+        SMTP_URL: `smtps://127.0.0.1:${(silent.addr as Deno.NetAddr).port}`,
+        // Far beyond the bound: a send that waits for it has not been cut at the bound.
+        SMTP_TIMEOUT_MS: String(HANG_GUARD_MS / 2),
+        API_KEYS: API_KEY,
+        MAIL_FROM: "app@example.com",
+        KV_PATH: `${kvDir}/connecting.sqlite3`,
+        SHUTDOWN_TIMEOUT_MS: String(SHORT_BOUND_MS),
+        LOG_FORMAT: "plain",
+      });
+      servers.push(server);
+      const id = newCase("connecting");
+      const answer = send(server.url, messageOf(id), { key: id });
+      await guard(connected.promise, "the SMTP connection", { ms: HANG_GUARD_MS });
+      server.signal("SIGTERM");
+      const exit = timeExit(server);
+      const outcome = await answer;
+      assert.equal(outcome.result.status, "failed", outcome.raw);
+      assert.equal(outcome.result.error?.type, "connection", outcome.raw);
+      const { ms, code } = await exit;
+      console.log(
+        `SIGTERM past a ${SHORT_BOUND_MS} ms bound, 1 send in its TLS handshake: exit ${code} after ${ms} ms`,
+      );
+      assert.equal(code, 0, server.output());
+    } finally {
+      silent.close();
+      await accepting.catch(() => {});
+      for (const conn of accepted) conn.close();
+    }
+  });
+
+  it("SIGINT behaves like SIGTERM: refuses new connections, the send in flight is sent, exit 0", async () => {
+    const server = await start("sigint.sqlite3", DRAIN_BOUND_MS);
+    const id = newCase("sigint");
+    peer.hold(id);
+    const answer = send(server.url, messageOf(id), { key: id });
+    await peer.reached(id);
+    server.signal("SIGINT");
+    const exit = timeExit(server);
+    await guard(server.untilOutput(SHUTTING_DOWN), "the shutdown log line", { ms: HANG_GUARD_MS });
+    await assertRefused(server.url);
+    peer.release(id);
+    const outcome = await answer;
+    assert.equal(outcome.http, 200, outcome.raw);
+    assert.equal(outcome.result.status, "sent");
+    const { ms, code } = await exit;
+    console.log(`SIGINT, 1 send in flight: exit ${code} after ${ms} ms`);
+    assert.equal(code, 0, server.output());
+    assert.match(server.output(), /every request in flight has finished/);
+  });
+});
