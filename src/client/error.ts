@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ValidationIssue } from "../message/schema.ts";
+import type { ValidationIssue } from "../message/validation_issues.ts";
 import type { EmailResult } from "./types.ts";
 
 /**

@@ -37,14 +37,10 @@ export type {
   SendEmailOptions,
 } from "./types.ts";
 // The shapes those types are made of, so that the client's API is documented in full.
-export type {
-  AddressInput,
-  AddressListInput,
-  AttachmentInput,
-  DsnOptions,
-  MessageInput,
-  ValidationIssue,
-} from "../message/schema.ts";
+export type { AddressInput, AddressListInput } from "../message/address_schema.ts";
+export type { AttachmentInput } from "../message/attachment_schema.ts";
+export type { DsnOptions, MessageInput } from "../message/schema.ts";
+export type { ValidationIssue } from "../message/validation_issues.ts";
 export type {
   DsnOutcome,
   RecipientRejection,

@@ -11,7 +11,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { cors } from "hono/cors";
 import * as v from "valibot";
-import { toValidationIssues } from "../message/schema.ts";
+import { toValidationIssues } from "../message/validation_issues.ts";
 import { readJsonBody } from "./body.ts";
 import type { Config } from "./config.ts";
 import { type Refusal, validationProblem } from "./policy.ts";

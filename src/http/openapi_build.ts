@@ -11,7 +11,8 @@
 import { toJsonSchemaDefs } from "@valibot/to-json-schema";
 import type * as v from "valibot";
 import denoJson from "../../deno.json" with { type: "json" };
-import { AddressListSchema, AddressSchema, MessageSchema } from "../message/schema.ts";
+import { AddressListSchema, AddressSchema } from "../message/address_schema.ts";
+import { MessageSchema } from "../message/schema.ts";
 import {
   BatchDoneSchema,
   BatchRequestSchema,

@@ -8,7 +8,8 @@
  */
 
 import type { Mailbox } from "../message/address.ts";
-import { countRecipients, type Message, type ValidationIssue } from "../message/schema.ts";
+import { countRecipients, type Message } from "../message/schema.ts";
+import type { ValidationIssue } from "../message/validation_issues.ts";
 import type { Allowlist, Config } from "./config.ts";
 import { problem, type ProblemBody, tokenOf } from "./problems.ts";
 

@@ -7,7 +7,7 @@
  */
 
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { ValidationIssue } from "../message/schema.ts";
+import type { ValidationIssue } from "../message/validation_issues.ts";
 import { SMTP_ERROR_TYPES, type SmtpError } from "../smtp/errors.ts";
 import type { ResultError, SendResult } from "../smtp/result.ts";
 

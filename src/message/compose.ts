@@ -40,7 +40,8 @@ import {
   unstructuredTokens,
   wrappedBase64Size,
 } from "./encoding.ts";
-import { type Attachment, base64ScanOf, type Message } from "./schema.ts";
+import { type Attachment, base64ScanOf } from "./attachment_schema.ts";
+import type { Message } from "./schema.ts";
 
 /** The SMTP envelope: `MAIL FROM` and the `RCPT TO` list. */
 export interface Envelope {

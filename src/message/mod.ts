@@ -18,20 +18,22 @@ export {
   type AddressListInput,
   AddressListSchema,
   AddressSchema,
-  type Attachment,
-  type AttachmentInput,
+} from "./address_schema.ts";
+export type { Attachment, AttachmentInput } from "./attachment_schema.ts";
+export { RESERVED_HEADER_PREFIXES, RESERVED_HEADERS } from "./headers_schema.ts";
+export {
   type DsnOptions,
   type Message,
   type MessageInput,
   MessageSchema,
-  MessageValidationError,
   parseMessage,
   type ParseMessageOptions,
-  RESERVED_HEADER_PREFIXES,
-  RESERVED_HEADERS,
+} from "./schema.ts";
+export {
+  MessageValidationError,
   toValidationIssues,
   type ValidationIssue,
-} from "./schema.ts";
+} from "./validation_issues.ts";
 export {
   CHUNK_SIZE,
   type ComposedMessage,

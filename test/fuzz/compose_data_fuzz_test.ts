@@ -14,7 +14,8 @@ import { Buffer } from "node:buffer";
 import fc from "fast-check";
 import PostalMime from "postal-mime";
 import { composeMessage } from "../../src/message/compose.ts";
-import { MessageValidationError, parseMessage } from "../../src/message/schema.ts";
+import { parseMessage } from "../../src/message/schema.ts";
+import { MessageValidationError } from "../../src/message/validation_issues.ts";
 import { DataEncoder, encodeData } from "../../src/smtp/data_encoder.ts";
 import { fuzzParameters } from "./fuzz.ts";
 

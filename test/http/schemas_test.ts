@@ -20,7 +20,7 @@ import {
   SendRequestSchema,
   StatusEventSchema,
 } from "../../src/http/schemas.ts";
-import { toValidationIssues } from "../../src/message/schema.ts";
+import { toValidationIssues } from "../../src/message/validation_issues.ts";
 import { sendSettled, SmtpClient } from "../../src/smtp/client.ts";
 import type { SendResult, StatusEvent } from "../../src/smtp/result.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";

@@ -8,18 +8,19 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { countAddressList, parseAddressList, parseMailbox } from "../../src/message/address.ts";
 import { composeMessage } from "../../src/message/compose.ts";
+import { MAX_LIST_ADDRESSES } from "../../src/message/address_schema.ts";
+import { MAX_HEADER_VALUE, MAX_HEADERS } from "../../src/message/headers_schema.ts";
 import {
   countRecipients,
   isValidatedMessage,
-  MAX_HEADER_VALUE,
-  MAX_HEADERS,
-  MAX_LIST_ADDRESSES,
   MAX_SUBJECT,
-  MessageValidationError,
   parseMessage,
   safeParseMessage,
-  type ValidationIssue,
 } from "../../src/message/schema.ts";
+import {
+  MessageValidationError,
+  type ValidationIssue,
+} from "../../src/message/validation_issues.ts";
 
 const base = { from: "ann@example.com", to: "bob@example.com", text: "Hello" };
 
