@@ -23,10 +23,11 @@
  */
 
 import process from "node:process";
+import type { SmtpClient } from "../src/smtp/client.ts";
+import { attachmentBase64, procStatusBytes, resetPeakRss } from "./peer_common.mjs";
+import { hasSmtpSink, SMTP_SINK, startSmtpSink } from "./smtp_sink.ts";
 
-const ATTACHMENT_BYTES = 10 * 1024 * 1024;
 const MiB = 1024 * 1024;
-const SMTP_SINK = "/usr/sbin/smtp-sink";
 const STEPS = [
   "compose",
   "encode",
@@ -55,19 +56,6 @@ function collectGarbage(): void {
     gc();
     gc();
   }
-}
-
-/** The base64 of 10 MiB of random bytes, as the HTTP layer receives it. */
-function randomBase64(): string {
-  const bytes = new Uint8Array(ATTACHMENT_BYTES);
-  for (let i = 0; i < bytes.length; i += 65536) {
-    crypto.getRandomValues(bytes.subarray(i, i + 65536));
-  }
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 32768) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 32768));
-  }
-  return btoa(binary);
 }
 
 /** The message (parsed JSON) with the attachment. */
@@ -99,19 +87,13 @@ function postRequest(url: string, bytes: Uint8Array): Request {
 }
 
 /** Resets the kernel's peak-RSS mark of this process (Linux); false where that is not possible. */
-function resetPeakRss(): boolean {
+function tryResetPeakRss(): boolean {
   try {
-    Deno.writeTextFileSync("/proc/self/clear_refs", "5");
+    resetPeakRss();
     return true;
   } catch {
     return false;
   }
-}
-
-/** This process's peak RSS since the last reset, from the kernel (VmHWM). */
-function kernelPeakRss(): number {
-  const status = Deno.readTextFileSync("/proc/self/status");
-  return Number(status.match(/^VmHWM:\s+(\d+) kB/m)![1]) * 1024;
 }
 
 /**
@@ -120,7 +102,7 @@ function kernelPeakRss(): number {
  * (so short spikes inside synchronous work count), else from a 2 ms sampler.
  */
 class Meter {
-  readonly #kernel = resetPeakRss();
+  readonly #kernel = tryResetPeakRss();
   readonly #baseline = Deno.memoryUsage();
   #peak = { ...this.#baseline };
   readonly #cpu = process.cpuUsage();
@@ -137,7 +119,9 @@ class Meter {
     this.sample();
     clearInterval(this.#timer);
     const cpu = process.cpuUsage(this.#cpu);
-    const peakRss = this.#kernel ? Math.max(this.#peak.rss, kernelPeakRss()) : this.#peak.rss;
+    const peakRss = this.#kernel
+      ? Math.max(this.#peak.rss, procStatusBytes("VmHWM"))
+      : this.#peak.rss;
     return {
       rssMb: (peakRss - this.#baseline.rss) / MiB,
       heapMb: (this.#peak.heapUsed - this.#baseline.heapUsed) / MiB,
@@ -163,7 +147,7 @@ async function runStep(step: Step, port: number): Promise<void> {
   small.attachments = [];
   const clientOptions = { host: "127.0.0.1", port, tls: "none" as const };
 
-  const content = randomBase64();
+  const content = attachmentBase64();
   const json = step.startsWith("body") || step.startsWith("http")
     ? new TextEncoder().encode(JSON.stringify(messageInput(content)))
     : undefined;
@@ -171,18 +155,7 @@ async function runStep(step: Step, port: number): Promise<void> {
   const input = json === undefined ? messageInput(content) : undefined;
   const client = NEEDS_SINK.includes(step) ? new SmtpClient(clientOptions) : undefined;
   let app: { fetch(request: Request): Response | Promise<Response> } | undefined;
-  if (step === "http") {
-    const { createApp } = await import("../src/http/app.ts");
-    const { loadConfig } = await import("../src/http/config.ts");
-    const config = loadConfig({
-      SMTP_URL: `smtp://127.0.0.1:${port}?tls=none`,
-      MAIL_FROM: "bench@example.com",
-      ALLOWED_FROM: "@example.com",
-      ALLOWED_TO: "@example.net",
-      API_KEYS: "bench-key",
-    });
-    app = createApp(config, { client });
-  }
+  if (step === "http") app = await benchApp(port, client!);
   if (step === "body-hono") {
     const { Hono } = await import("hono");
     const { bodyLimit } = await import("hono/body-limit");
@@ -248,31 +221,18 @@ async function runStep(step: Step, port: number): Promise<void> {
   console.log(JSON.stringify({ step, octets, ...figures }));
 }
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-/** Starts `smtp-sink` on a free loopback port. */
-async function startSink(): Promise<{ port: number; stop(): void }> {
-  const port = freePort();
-  const child = new Deno.Command(SMTP_SINK, {
-    args: ["-u", "nobody", `127.0.0.1:${port}`, "64"],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  for (let i = 0; i < 100; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return { port, stop: () => child.kill() };
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  child.kill();
-  throw new Error("smtp-sink did not start");
+/** The whole app (`createApp`), configured as the HTTP steps use it, sending through `client`. */
+async function benchApp(smtpPort: number, client: SmtpClient) {
+  const { createApp } = await import("../src/http/app.ts");
+  const { loadConfig } = await import("../src/http/config.ts");
+  const config = loadConfig({
+    SMTP_URL: `smtp://127.0.0.1:${smtpPort}?tls=none`,
+    MAIL_FROM: "bench@example.com",
+    ALLOWED_FROM: "@example.com",
+    ALLOWED_TO: "@example.net",
+    API_KEYS: "bench-key",
+  });
+  return createApp(config, { client });
 }
 
 /** The HTTP function a server step serves: the whole app, or the body.ts path alone. */
@@ -282,18 +242,7 @@ async function serverHandler(
 ): Promise<(request: Request) => Response | Promise<Response>> {
   const { SmtpClient } = await import("../src/smtp/client.ts");
   const client = new SmtpClient({ host: "127.0.0.1", port, tls: "none" });
-  if (kind === "app") {
-    const { createApp } = await import("../src/http/app.ts");
-    const { loadConfig } = await import("../src/http/config.ts");
-    const config = loadConfig({
-      SMTP_URL: `smtp://127.0.0.1:${port}?tls=none`,
-      MAIL_FROM: "bench@example.com",
-      ALLOWED_FROM: "@example.com",
-      ALLOWED_TO: "@example.net",
-      API_KEYS: "bench-key",
-    });
-    return createApp(config, { client }).fetch;
-  }
+  if (kind === "app") return (await benchApp(port, client)).fetch;
   const { readJsonBody } = await import("../src/http/body.ts");
   const { safeParseMessage } = await import("../src/message/schema.ts");
   // BENCH_TRACE=1: where the memory is at each stage (stderr), to find the peak.
@@ -335,14 +284,6 @@ async function serve(kind: "app" | "body", smtpPort: number): Promise<void> {
   console.log(JSON.stringify({ port: server.addr.port }));
 }
 
-/** A field of /proc/<pid>/status, in bytes. */
-async function procStatus(pid: number, field: string): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  const match = status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"));
-  if (match === null) throw new Error(`no ${field} in /proc/${pid}/status`);
-  return Number(match[1]) * 1024;
-}
-
 /** User + system CPU of a process so far, in milliseconds. */
 async function procCpuMs(pid: number): Promise<number> {
   const fields = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1].split(" ");
@@ -380,14 +321,14 @@ async function runServerStep(step: Step, smtpPort: number) {
     const small = messageInput("");
     small.attachments = [];
     for (let i = 0; i < 3; i++) await post(JSON.stringify(small));
-    const json = new TextEncoder().encode(JSON.stringify(messageInput(randomBase64())));
+    const json = new TextEncoder().encode(JSON.stringify(messageInput(attachmentBase64())));
     await post(JSON.stringify(small));
     await new Promise((resolve) => setTimeout(resolve, 200));
-    await Deno.writeTextFile(`/proc/${child.pid}/clear_refs`, "5"); // resets VmHWM
-    const baseline = await procStatus(child.pid, "VmRSS");
+    resetPeakRss(child.pid);
+    const baseline = procStatusBytes("VmRSS", child.pid);
     const cpu = await procCpuMs(child.pid);
     await post(json);
-    const peak = await procStatus(child.pid, "VmHWM");
+    const peak = procStatusBytes("VmHWM", child.pid);
     return {
       step,
       octets: json.length,
@@ -404,8 +345,7 @@ async function runServerStep(step: Step, smtpPort: number) {
 
 /** Runs each step in a fresh process and prints a table. */
 async function main(steps: Step[]): Promise<void> {
-  const haveSink = await Deno.stat(SMTP_SINK).then(() => true, () => false);
-  const sink = haveSink ? await startSink() : undefined;
+  const sink = await hasSmtpSink() ? await startSmtpSink({ backlog: 64 }) : undefined;
   console.log("| step | peak extra RSS | heap | ArrayBuffers | CPU |");
   console.log("| --- | --- | --- | --- | --- |");
   try {
@@ -436,7 +376,7 @@ async function main(steps: Step[]): Promise<void> {
       print(JSON.parse(line));
     }
   } finally {
-    sink?.stop();
+    await sink?.stop();
   }
 }
 

@@ -44,12 +44,28 @@ export function attachmentBase64() {
   return btoa(binary);
 }
 
-/** Bytes of `field` (`VmRSS`, `VmHWM`) in /proc/self/status. */
-function procStatusBytes(field) {
-  const status = fs.readFileSync("/proc/self/status", "utf8");
+/**
+ * Bytes of `field` (`VmRSS`, `VmHWM`) in /proc/<pid>/status.
+ *
+ * @param {string} field
+ * @param {number | "self"} [pid] this process by default
+ * @returns {number}
+ */
+export function procStatusBytes(field, pid = "self") {
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
   const match = status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"));
-  if (!match) throw new Error(`/proc/self/status has no ${field}`);
+  if (!match) throw new Error(`/proc/${pid}/status has no ${field}`);
   return Number(match[1]) * 1024;
+}
+
+/**
+ * Restarts the kernel's peak-RSS mark (VmHWM) of a process from its current
+ * RSS (Linux; throws where that is not allowed).
+ *
+ * @param {number | "self"} [pid] this process by default
+ */
+export function resetPeakRss(pid = "self") {
+  fs.writeFileSync(`/proc/${pid}/clear_refs`, "5");
 }
 
 /**
@@ -62,7 +78,7 @@ export function memoryBaseline() {
   if (typeof gc !== "function") throw new Error("run the peer with the GC exposed (--expose-gc)");
   gc();
   gc();
-  fs.writeFileSync("/proc/self/clear_refs", "5");
+  resetPeakRss();
   return procStatusBytes("VmRSS");
 }
 
