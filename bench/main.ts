@@ -29,6 +29,7 @@ import * as esbuild from "esbuild";
 import { type PostfixServer, postfixSkipReason, startPostfix } from "../test/support/postfix.ts";
 import { startSmtpServer, type TestSmtpServer } from "../test/support/smtp_server.ts";
 import { spawnDeno } from "../test/support/subprocess.ts";
+import { workerBuildOptions } from "../test/support/workerd.ts";
 import { type LatencyProxy, startLatencyProxy } from "./latency_proxy.ts";
 import { hasSmtpSink, SMTP_SINK, startSmtpSink } from "./smtp_sink.ts";
 import { attachmentBase64, BASE_MESSAGE } from "./peer_common.mjs";
@@ -388,21 +389,9 @@ async function httpMemory(smtpPort: number, body: string) {
 
 // ------------------------------------------------------------------- bundles
 
+/** Minified and gzipped bytes of `entry`, bundled as wrangler bundles the Worker, for `platform`. */
 async function bundleSize(entry: string, platform: "neutral" | "browser") {
-  const result = await esbuild.build({
-    entryPoints: [new URL(entry, ROOT).pathname],
-    absWorkingDir: ROOT.pathname,
-    bundle: true,
-    minify: true,
-    write: false,
-    format: "esm",
-    platform,
-    target: "es2022",
-    external: ["cloudflare:*"],
-    conditions: ["workerd", "worker", "browser"],
-    mainFields: ["browser", "module", "main"],
-    logLevel: "silent",
-  });
+  const result = await esbuild.build({ ...workerBuildOptions(entry), minify: true, platform });
   const bytes = result.outputFiles[0].contents;
   const gzip = await new Response(
     new Blob([new Uint8Array(bytes)]).stream().pipeThrough(new CompressionStream("gzip")),

@@ -47,23 +47,32 @@ export interface TestWorker extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/**
+ * esbuild options that bundle `entry` (a path from the repository root, or a
+ * URL) into one ES module as wrangler does: bare imports from `node_modules`
+ * with the workerd conditions, `cloudflare:*` left to the runtime, in memory.
+ */
+export function workerBuildOptions(entry: string | URL) {
+  const entryPath = entry instanceof URL ? entry.pathname : new URL(entry, ROOT).pathname;
+  return {
+    entryPoints: [entryPath],
+    absWorkingDir: ROOT.pathname,
+    bundle: true,
+    write: false,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    external: ["cloudflare:*"],
+    conditions: ["workerd", "worker", "browser"],
+    mainFields: ["browser", "module", "main"],
+    logLevel: "silent",
+  } satisfies esbuild.BuildOptions;
+}
+
 /** Bundles a Worker entry (TypeScript) into one ES module, as wrangler would. */
 export async function bundleWorker(entry: string | URL): Promise<string> {
-  const entryPath = entry instanceof URL ? entry.pathname : new URL(entry, ROOT).pathname;
   try {
-    const result = await esbuild.build({
-      entryPoints: [entryPath],
-      absWorkingDir: ROOT.pathname,
-      bundle: true,
-      write: false,
-      format: "esm",
-      platform: "neutral",
-      target: "es2022",
-      external: ["cloudflare:*"],
-      conditions: ["workerd", "worker", "browser"],
-      mainFields: ["browser", "module", "main"],
-      logLevel: "silent",
-    });
+    const result = await esbuild.build(workerBuildOptions(entry));
     return result.outputFiles[0].text;
   } finally {
     // esbuild keeps a child process alive between builds; do not leak it into the test run.
