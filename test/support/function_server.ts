@@ -16,18 +16,7 @@
  * @module
  */
 
-import { freePort, spawnDeno } from "./subprocess.ts";
-
-const ENTRY = new URL("../../functions/deno.ts", import.meta.url).pathname;
-// Long enough for a first compile on a slow machine; only a guard against hanging.
-const START_DEADLINE_MS = 120_000;
-const POLL_INTERVAL_MS = 100;
-
-/**
- * Flags as `deno task start` passes them: request.signal aborts only when the
- * client goes away, not after every successful response (Deno's legacy behaviour).
- */
-const SERVE_FLAGS = ["--allow-all", "--unstable-no-legacy-abort"];
+import { type ServeProcess, startServe } from "../load/serve_process.ts";
 
 /** A running `deno serve functions/deno.ts`. */
 export interface FunctionServer {
@@ -46,44 +35,32 @@ export interface FunctionServer {
  * Starts the Deno entry with exactly `env` (plus what Deno needs) and waits
  * until `GET /health` answers; throws with its output if it never does.
  * Without `KV_PATH` in `env`, it gets a Deno KV file of its own, removed on
- * stop, so no idempotency key or rate-limit count outlives the test.
+ * stop, so no idempotency key or rate-limit count outlives the test. The
+ * process is test/load/serve_process.ts's, which the load and shutdown tests
+ * drive further (signals, exit status).
  */
 export async function startFunction(env: Record<string, string>): Promise<FunctionServer> {
-  const port = freePort();
   const kvDir = env.KV_PATH === undefined ? await Deno.makeTempDir() : undefined;
-  const child = spawnDeno(
-    ["serve", ...SERVE_FLAGS, "--host", "127.0.0.1", "--port", String(port), ENTRY],
-    kvDir === undefined ? env : { ...env, KV_PATH: `${kvDir}/kv.sqlite3` },
-  );
-  let output = "";
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) output += text;
+  const removeKv = async () => {
+    if (kvDir !== undefined) await Deno.remove(kvDir, { recursive: true }).catch(() => {});
   };
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  const url = `http://127.0.0.1:${port}`;
+  let server: ServeProcess;
+  try {
+    server = await startServe(
+      kvDir === undefined ? env : { ...env, KV_PATH: `${kvDir}/kv.sqlite3` },
+    );
+  } catch (error) {
+    await removeKv();
+    throw error;
+  }
   const stop = async (signal: Deno.Signal = "SIGTERM") => {
     try {
-      child.kill(signal);
+      server.signal(signal);
     } catch {
       // Already ended.
     }
-    await child.status;
-    await drained;
-    if (kvDir !== undefined) await Deno.remove(kvDir, { recursive: true }).catch(() => {});
+    await server.exited;
+    await removeKv();
   };
-  const deadline = Date.now() + START_DEADLINE_MS;
-  while (true) {
-    try {
-      const response = await fetch(`${url}/health`);
-      await response.body?.cancel();
-      if (response.ok) return { url, output: () => output, stop };
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`deno serve did not start:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
-  }
+  return { url: server.url, output: server.output, stop };
 }
