@@ -56,11 +56,11 @@ try {
   Deno.exit(1);
 }
 
-// SIGTERM/SIGINT: `deno serve` stops accepting by itself; requests in flight run on for up to
-// SHUTDOWN_TIMEOUT_MS, then the pool says QUIT and the process exits.
+// SIGTERM/SIGINT: `deno serve` stops accepting by itself; requests in flight, then the sends that
+// outlived their request (client.close() waits for them and says QUIT), run on for up to
+// SHUTDOWN_TIMEOUT_MS in all, and the process exits.
 onTerminationSignal(async () => {
-  await shutdown.drain();
-  await client.close();
+  await shutdown.drain({ settle: () => client.close() });
   // Nothing should be left to keep the process alive; if something is, do not wait for it.
   Deno.unrefTimer(setTimeout(() => Deno.exit(0), 2000));
 });

@@ -1,21 +1,23 @@
 /**
  * Graceful shutdown for the long-lived Deno entries (`deno serve
  * functions/deno.ts`, `deno task dev`). On SIGTERM or SIGINT the server stops
- * accepting (`deno serve` does that by itself; `Deno.serve` through its
- * `signal`), requests in flight run on for up to `SHUTDOWN_TIMEOUT_MS`
- * (default 30 s) and each ends with its outcome, then the SMTP connections are
- * closed with QUIT and the process exits. Requests still running at that
- * bound have their SMTP connections closed under them: a message whose data
- * was written is reported `unknown_outcome` (it may have been delivered), one
- * whose data was not is an error that delivered nothing. Their responses are
- * still written before the process ends.
+ * accepting (`deno serve` does that by itself; `Deno.serve` through
+ * `server.shutdown()` — its abort `signal` would cut the requests in flight),
+ * requests in flight run on for up to `SHUTDOWN_TIMEOUT_MS` (default 30 s) and
+ * each ends with its outcome, as do the sends that outlived their request (an
+ * SSE client that went away after the data); then the SMTP connections are
+ * closed with QUIT and the process exits. Work still running at that bound
+ * has its SMTP connections closed under it (connections still being opened
+ * are abandoned): a message whose data was written is reported `unknown_outcome`
+ * (it may have been delivered), one whose data was not is an error that
+ * delivered nothing. Their responses are still written before the process ends.
  *
  * @example
  * ```ts
  * const shutdown = new GracefulShutdown({ timeoutMs: shutdownTimeoutMs(Deno.env.toObject()) });
  * const client = new SmtpClient({ ...config.smtp, connect: shutdown.wrapConnect(denoConnect) });
  * const app = createApp(config, { client });
- * onTerminationSignal(() => shutdown.drain().then(() => client.close()));
+ * onTerminationSignal(() => shutdown.drain({ settle: () => client.close() }));
  * export default { fetch: shutdown.wrapFetch(app.fetch) };
  * ```
  *
@@ -70,6 +72,18 @@ export interface GracefulShutdownOptions {
   timeoutMs?: number;
   /** Where progress lines go. Default `console.info`. */
   log?: (line: string) => void;
+}
+
+/** Options of {@linkcode GracefulShutdown.drain}. */
+export interface DrainOptions {
+  /**
+   * Run once no request is in flight, within the same bound: the work that
+   * must end before the process does. `client.close()` of the SMTP client
+   * waits for the sends that outlived their request (an SSE client that went
+   * away after the data) and says QUIT. Past the bound, the SMTP connections
+   * are closed under it.
+   */
+  settle?: () => Promise<void>;
 }
 
 /** How a shutdown ended: every request finished in time, or some were cut at the bound. */
@@ -175,33 +189,47 @@ export class GracefulShutdown {
 
   /**
    * Starts the shutdown (once; later calls return the same promise): waits
-   * until no request is in flight, or until the bound, where it closes every
-   * SMTP connection so that the requests end with their outcome, and waits
-   * for their responses a little longer.
+   * until no request is in flight and `options.settle` has resolved, or until
+   * the bound, where it closes every SMTP connection so that the requests end
+   * with their outcome, and waits for their responses a little longer.
    */
-  drain(): Promise<DrainResult> {
-    this.#draining ??= this.#drain();
+  drain(options: DrainOptions = {}): Promise<DrainResult> {
+    this.#draining ??= this.#drain(options.settle);
     return this.#draining;
   }
 
-  async #drain(): Promise<DrainResult> {
-    if (this.#inFlight === 0) return "drained";
+  async #drain(settle: (() => Promise<void>) | undefined): Promise<DrainResult> {
+    const deadline = Date.now() + this.#timeoutMs;
+    const requests = this.#inFlight;
     this.#log(
-      `edgemail: shutting down; ${this.#inFlight} request(s) in flight, waiting up to ` +
+      `edgemail: shutting down; ${requests} request(s) in flight, waiting up to ` +
         `${this.#timeoutMs} ms (SHUTDOWN_TIMEOUT_MS)`,
     );
+    let settling: Promise<void> | undefined;
     if (await this.#idleWithin(this.#timeoutMs)) {
-      this.#log("edgemail: every request in flight has finished");
-      return "drained";
+      if (requests > 0) this.#log("edgemail: every request in flight has finished");
+      settling = settleQuietly(settle, this.#log);
+      if (await resolvesWithin(settling, deadline - Date.now())) return "drained";
+      this.#log(
+        `edgemail: SMTP work still running after ${this.#timeoutMs} ms (a send whose HTTP ` +
+          "client went away, or QUIT); closing the SMTP connections (a message whose data was " +
+          "written is stored as unknown_outcome)",
+      );
+    } else {
+      this.#log(
+        `edgemail: ${this.#inFlight} request(s) still in flight after ${this.#timeoutMs} ms; ` +
+          "closing their SMTP connections (a message whose data was written is reported as " +
+          "unknown_outcome)",
+      );
     }
     this.#cut.abort();
-    this.#log(
-      `edgemail: ${this.#inFlight} request(s) still in flight after ${this.#timeoutMs} ms; ` +
-        "closing their SMTP connections (a message whose data was written is reported as unknown_outcome)",
-    );
     await Promise.all([...this.#sockets].map((socket) => socket.close()));
     if (!(await this.#idleWithin(FORCED_GRACE_MS))) {
       this.#log(`edgemail: ${this.#inFlight} response(s) still unfinished; exiting without them`);
+    }
+    settling ??= settleQuietly(settle, this.#log);
+    if (!(await resolvesWithin(settling, FORCED_GRACE_MS))) {
+      this.#log("edgemail: the SMTP connections are still closing; exiting without them");
     }
     return "forced";
   }
@@ -244,6 +272,24 @@ export class GracefulShutdown {
       },
     };
   }
+}
+
+/** Runs `settle` (if any); its failure is logged, never thrown. */
+function settleQuietly(
+  settle: (() => Promise<void>) | undefined,
+  log: (line: string) => void,
+): Promise<void> {
+  if (settle === undefined) return Promise.resolve();
+  return settle().catch((error) => {
+    log(`edgemail: closing the SMTP client failed: ${(error as Error)?.message ?? error}`);
+  });
+}
+
+/** Resolves `true` once `promise` has resolved, `false` if `ms` pass first. */
+function resolvesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout>;
+  const late = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  return Promise.race([promise.then(() => true), late]).finally(() => clearTimeout(timer));
 }
 
 /** The error of a connection refused or abandoned at the bound (a `connection` failure: nothing was sent). */

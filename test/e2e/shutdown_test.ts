@@ -416,6 +416,54 @@ describe("graceful shutdown of deno serve functions/deno.ts", () => {
     }
   });
 
+  it("past the bound: an SSE send whose client went away after its data is cut too, and its unknown_outcome stored", async () => {
+    // The send outlives its request: the shutdown must wait for it within the bound, then cut it.
+    const smtpTimeoutMs = HANG_GUARD_MS / 2;
+    const server = await startServe({
+      SMTP_URL: `smtp://127.0.0.1:${peer.server.port}?tls=none`,
+      SMTP_TIMEOUT_MS: String(smtpTimeoutMs),
+      API_KEYS: API_KEY,
+      MAIL_FROM: "app@example.com",
+      KV_PATH: `${kvDir}/gone.sqlite3`,
+      SHUTDOWN_TIMEOUT_MS: String(SHORT_BOUND_MS),
+      LOG_FORMAT: "plain",
+    });
+    servers.push(server);
+    const id = newCase("gone");
+    peer.stallData(id);
+    const leave = new AbortController();
+    const response = await fetch(`${server.url}/send`, {
+      method: "POST",
+      headers: {
+        Authorization: `Bearer ${API_KEY}`,
+        "Content-Type": "application/json",
+        Accept: "text/event-stream",
+        "Idempotency-Key": id,
+      },
+      body: JSON.stringify(messageOf(id)),
+      signal: leave.signal,
+    });
+    const reading = readSse(response).catch(() => "gone");
+    await peer.reached(id);
+    leave.abort();
+    assert.equal(await reading, "gone");
+    server.signal("SIGTERM");
+    const { ms, code } = await timeExit(server);
+    console.log(
+      `SIGTERM past a ${SHORT_BOUND_MS} ms bound, 1 send whose SSE client left: exit ${code} after ${ms} ms`,
+    );
+    assert.equal(code, 0, server.output());
+    assert.ok(ms < smtpTimeoutMs, `exit after ${ms} ms: the send was not cut at the bound`);
+
+    const next = await start("gone.sqlite3", DRAIN_BOUND_MS);
+    const replay = await send(next.url, messageOf(id), { key: id });
+    assert.equal(replay.replayed, true, replay.raw);
+    assert.equal(replay.http, 502);
+    assert.equal(replay.result.error?.type, "unknown_outcome");
+    assert.equal(peer.deliveries.get(id), 1, "the message was sent again");
+    await next.stop();
+  });
+
   it("deno task dev (Deno.serve in src/dev/main.ts): SIGTERM lets the send in flight answer, exit 0", async () => {
     const server = await startServe({
       PORT: "{port}",

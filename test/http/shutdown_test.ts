@@ -110,6 +110,40 @@ describe("GracefulShutdown", () => {
     assert.equal(await drained, "drained");
   });
 
+  it("waits for settle (sends that outlived their request, QUIT) once no request is in flight", async () => {
+    const shutdown = new GracefulShutdown({ ...quiet, timeoutMs: 60_000 });
+    let settled: (() => void) | undefined;
+    let asked = false;
+    const drained = shutdown.drain({
+      settle: () => {
+        asked = true;
+        return new Promise<void>((resolve) => settled = resolve);
+      },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(asked, true);
+    settled!();
+    assert.equal(await drained, "drained");
+  });
+
+  it("at the bound, closes the SMTP connections under a settle that is still running", async () => {
+    const lines: string[] = [];
+    const shutdown = new GracefulShutdown({ timeoutMs: 10, log: (line) => lines.push(line) });
+    const socket = closableSocket();
+    const wrapped = await shutdown.wrapConnect(() => Promise.resolve(socket))({
+      hostname: "mx.test",
+      port: 25,
+      tls: false,
+    });
+    // A send whose HTTP client went away, waiting for the reply to its data.
+    const send = wrapped.read().then((reply) => reply === null ? "unknown_outcome" : "sent");
+    const drained = shutdown.drain({ settle: () => send.then(() => {}) });
+    assert.equal(await drained, "forced");
+    assert.equal(socket.closed, true);
+    assert.equal(await send, "unknown_outcome");
+    assert.match(lines.join("\n"), /SMTP work still running after 10 ms/);
+  });
+
   it("at the bound, closes the SMTP connections and opens no new one", async () => {
     const lines: string[] = [];
     const shutdown = new GracefulShutdown({ timeoutMs: 10, log: (line) => lines.push(line) });
