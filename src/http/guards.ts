@@ -16,7 +16,7 @@ import { readJsonBody } from "./body.ts";
 import type { Config } from "./config.ts";
 import { type Refusal, validationProblem } from "./policy.ts";
 import { problem, tokenOf } from "./problems.ts";
-import type { Redact } from "./redact.ts";
+import { type Redact, stringifyRedacted } from "./redact.ts";
 import { noteErrorType } from "./logging.ts";
 import { jsonBody } from "./responses.ts";
 
@@ -96,7 +96,7 @@ export function authGuard(config: Config, redact: Redact): MiddlewareHandler {
   if (config.apiKeys.length === 0) return async (_c, next) => await next();
   const unauthorized = (message: string) => (c: Context) => {
     noteErrorType(c, "unauthorized");
-    return new Response(redact(JSON.stringify(problem("unauthorized", message))), {
+    return new Response(stringifyRedacted(problem("unauthorized", message), redact), {
       status: 401,
       headers: { "Content-Type": "application/json; charset=UTF-8" },
     });

@@ -37,6 +37,8 @@ import { type Config, CONFIG_DEFAULTS } from "./config.ts";
 import { headersForStatus, type HttpResult, problem, statusOfResult } from "./problems.ts";
 import { consumeRate, rateLimitedMessage } from "./rate_limit.ts";
 import type { Redact } from "./redact.ts";
+import { jsonBody } from "./responses.ts";
+import { sseFrame } from "./sse.ts";
 
 /** The request header. */
 export const IDEMPOTENCY_HEADER = "Idempotency-Key";
@@ -101,7 +103,7 @@ export function captureIdempotencyKey(options: GuardOptions): MiddlewareHandler 
     if (value === null) return await next();
     const refused = idempotencyKeyProblem(value);
     if (refused !== undefined) {
-      return json(
+      return jsonBody(
         c,
         options.redact,
         problem("validation", refused, {
@@ -111,7 +113,7 @@ export function captureIdempotencyKey(options: GuardOptions): MiddlewareHandler 
       );
     }
     if (options.store === undefined) {
-      return json(
+      return jsonBody(
         c,
         options.redact,
         problem(
@@ -238,7 +240,7 @@ export async function guardSends(
         IN_FLIGHT_RETRY_S,
         Math.max(1, Math.ceil(output.retryAfterMs / 1000)),
       );
-      return json(
+      return jsonBody(
         c,
         redact,
         problem(
@@ -252,7 +254,7 @@ export async function guardSends(
       );
     }
     if (output.kind === "mismatch") {
-      return json(
+      return jsonBody(
         c,
         redact,
         problem(
@@ -283,7 +285,7 @@ export async function guardSends(
     headers = decision.headers;
     if (!decision.allowed) {
       await claim?.release();
-      return json(
+      return jsonBody(
         c,
         redact,
         problem(
@@ -434,8 +436,7 @@ function replay(c: Context, redact: Redact, results: HttpResult[], batch: boolea
   const headers = { [REPLAYED_HEADER]: "true" };
   if (wantsEventStream(c)) {
     let id = 0;
-    const frame = (event: string, data: unknown) =>
-      redact(`event: ${event}\ndata: ${JSON.stringify(data)}\nid: ${++id}\n\n`);
+    const frame = (event: string, data: unknown) => sseFrame(event, data, { id: ++id, redact });
     let text = batch
       ? results.map((result, index) => frame("completed", { index, ...result })).join("")
       : frame("completed", results[0]);
@@ -447,9 +448,9 @@ function replay(c: Context, redact: Redact, results: HttpResult[], batch: boolea
       "X-Accel-Buffering": "no",
     });
   }
-  if (batch) return json(c, redact, { results }, 200, headers);
+  if (batch) return jsonBody(c, redact, { results }, 200, headers);
   const status = statusOfResult(results[0]);
-  return json(c, redact, results[0], status, { ...headersForStatus(status), ...headers });
+  return jsonBody(c, redact, results[0], status, { ...headersForStatus(status), ...headers });
 }
 
 function countResults(results: readonly HttpResult[]) {
@@ -460,17 +461,4 @@ function countResults(results: readonly HttpResult[]) {
 
 function wantsEventStream(c: Context): boolean {
   return (c.req.header("Accept") ?? "").toLowerCase().includes("text/event-stream");
-}
-
-function json(
-  c: Context,
-  redact: Redact,
-  body: unknown,
-  status: number,
-  headers: Record<string, string> = {},
-): Response {
-  return c.newResponse(redact(JSON.stringify(body)), status as 200, {
-    ...headers,
-    "Content-Type": "application/json; charset=UTF-8",
-  });
 }

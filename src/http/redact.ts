@@ -1,15 +1,17 @@
 /**
  * A last line of defence for secrets: every text the HTTP function writes out
- * (error bodies, SSE frames, log lines) passes a redactor that replaces the
- * configured SMTP credentials (in plain, JSON-escaped, percent-encoded and
- * base64 forms) and the API keys, should one ever reach such a text through a
- * server reply or an unexpected error.
+ * (each string of a JSON body or an SSE frame's data, each log line) passes a
+ * redactor that replaces the configured SMTP credentials (in plain,
+ * JSON-escaped, percent-encoded and base64 forms) and the API keys, should one
+ * ever reach such a text through a server reply or an unexpected error.
  *
  * @module
  */
 
 import { credentialForms } from "../smtp/sasl.ts";
+import { SMTP_PHASES } from "../smtp/types.ts";
 import type { Config } from "./config.ts";
+import { HTTP_ERROR_TYPES } from "./problems.ts";
 
 /** What replaces a secret. */
 export const REDACTED = "[redacted]";
@@ -54,6 +56,40 @@ export function createRedactor(secrets: readonly string[]): Redact {
     for (const needle of ordered) out = out.replaceAll(needle, REDACTED);
     return out;
   };
+}
+
+/**
+ * The fixed vocabulary of an answer, by key: values our code writes from a
+ * closed set (outcome, error type, phase, state). They cannot carry a secret,
+ * so they are never redacted: a password spelled `failed` or `rejected` must not
+ * hide the outcome, nor tell the caller what the password is.
+ */
+const VOCABULARY: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ["status", new Set(["sent", "failed", "cancelled", "ok", "error"])],
+  ["type", new Set<string>(HTTP_ERROR_TYPES)],
+  ["phase", new Set<string>(SMTP_PHASES)],
+  ["state", new Set(["started", "done"])],
+]);
+
+/**
+ * `value` as JSON text with every string value redacted, not the text: a
+ * secret that spells a key, a keyword (`true`) or a piece of JSON syntax
+ * (`"status":"`) then cannot change the structure, and the fixed vocabulary
+ * (`status`, `error.type`, `phase`, `state`) is kept. Used for every JSON
+ * body and every SSE frame's data.
+ *
+ * @example
+ * ```ts
+ * const redact = createRedactor(["status"]);
+ * stringifyRedacted({ status: "sent", response: "250 status ok" }, redact);
+ * // '{"status":"sent","response":"250 [redacted] ok"}'
+ * ```
+ */
+export function stringifyRedacted(value: unknown, redact: Redact): string {
+  return JSON.stringify(value, (key, item) => {
+    if (typeof item !== "string" || VOCABULARY.get(key)?.has(item)) return item;
+    return redact(item);
+  });
 }
 
 /** The ways `secret` can be written into a text we send out. */

@@ -11,9 +11,9 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { logError, noteErrorType } from "./logging.ts";
 import { validationProblem } from "./policy.ts";
-import type { Redact } from "./redact.ts";
+import { type Redact, stringifyRedacted } from "./redact.ts";
 
-/** A JSON response whose text went through the redactor. */
+/** A JSON response whose string values went through the redactor. */
 export function jsonBody(
   c: Context,
   redact: Redact,
@@ -23,7 +23,7 @@ export function jsonBody(
 ): Response {
   const type = errorTypeOf(body);
   if (type !== undefined) noteErrorType(c, type);
-  return c.newResponse(redact(JSON.stringify(body)), status as 200, {
+  return c.newResponse(stringifyRedacted(body, redact), status as 200, {
     ...headers,
     "Content-Type": "application/json; charset=UTF-8",
   });

@@ -7,14 +7,38 @@
  */
 
 import type { SSEStreamingApi } from "hono/streaming";
-import type { Redact } from "./redact.ts";
+import { type Redact, stringifyRedacted } from "./redact.ts";
 
 /** Options of {@linkcode EventStream}. */
 export interface EventStreamOptions {
   /** Interval of `: keepalive` comments, in milliseconds. */
   keepaliveMs: number;
-  /** Applied to every frame before it is written. */
+  /** Applied to every string in the data of a frame. */
   redact: Redact;
+}
+
+/** Options of {@linkcode sseFrame}. */
+export interface SseFrameOptions {
+  /** The event id. */
+  id: number;
+  /** Applied to every string in the data. */
+  redact: Redact;
+}
+
+/**
+ * One SSE frame: `event`, then `data` as one line of JSON (JSON.stringify never
+ * produces a line break), then the id. Each string of the data is redacted,
+ * not the frame: a secret that spells an event name or a piece of the JSON
+ * must not change either.
+ *
+ * @example
+ * ```ts
+ * sseFrame("completed", { status: "sent" }, { id: 1, redact: (text) => text });
+ * // 'event: completed\ndata: {"status":"sent"}\nid: 1\n\n'
+ * ```
+ */
+export function sseFrame(event: string, data: unknown, options: SseFrameOptions): string {
+  return `event: ${event}\ndata: ${stringifyRedacted(data, options.redact)}\nid: ${options.id}\n\n`;
 }
 
 /**
@@ -42,14 +66,7 @@ export class EventStream {
 
   /** Queues an event whose data is `data` as JSON; resolves once it is written. */
   emit(event: string, data: unknown): Promise<void> {
-    const id = this.#nextId++;
-    // One data line: JSON.stringify never produces a line break. Each string is redacted, not
-    // the frame: a secret that spells an event name or a piece of the JSON must not change either.
-    const json = JSON.stringify(
-      data,
-      (_key, value) => typeof value === "string" ? this.#redact(value) : value,
-    );
-    return this.#enqueue(`event: ${event}\ndata: ${json}\nid: ${id}\n\n`);
+    return this.#enqueue(sseFrame(event, data, { id: this.#nextId++, redact: this.#redact }));
   }
 
   /** Stops the keepalive comments and waits for queued frames. */

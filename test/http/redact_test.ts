@@ -2,12 +2,14 @@
  * The redactor, the last line of defence for secrets: which configured values
  * count as secrets, and that every occurrence is replaced in plain text, in
  * JSON bodies and in SSE frames, including the escaped form a secret takes
- * inside a JSON string (a password with a quote, a backslash or a tab).
+ * inside a JSON string (a password with a quote, a backslash or a tab); and
+ * that JSON answers are redacted value by value, so a secret that spells a key
+ * or a piece of JSON syntax leaves the document and its outcome intact.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { loadConfig } from "../../src/http/config.ts";
-import { createRedactor, secretsOf } from "../../src/http/redact.ts";
+import { createRedactor, secretsOf, stringifyRedacted } from "../../src/http/redact.ts";
 
 const PASSWORD = "s3cr3t-smtp-pass";
 const KEY_1 = "key-1a2b3c4d5e";
@@ -164,5 +166,52 @@ describe("createRedactor", () => {
     assert.deepEqual(JSON.parse(redactConfig(body)), {
       error: { message: "535 [redacted] is wrong; [redacted] is not an SMTP password" },
     });
+  });
+});
+
+describe("stringifyRedacted", () => {
+  const result = {
+    status: "failed",
+    token: null,
+    accepted: [],
+    rejected: [{ address: "bob@example.com", code: 550, message: "no such user" }],
+    error: { type: "rejected", phase: "rcpt", message: "Every recipient was refused." },
+  };
+
+  for (const secret of ["status", '"status":"', '","type":"', "accepted", "rejected", "failed"]) {
+    it(`keeps the document and its outcome when the secret is ${JSON.stringify(secret)}`, () => {
+      const redact = createRedactor([secret]);
+      const echoed = { ...result, response: `550 ${secret} refused` };
+      const parsed = JSON.parse(stringifyRedacted(echoed, redact));
+      assert.deepEqual(parsed, { ...result, response: "550 [redacted] refused" });
+    });
+  }
+
+  it("redacts a vocabulary word where it is no vocabulary (a reply text, a token)", () => {
+    const redact = createRedactor(["rejected"]);
+    const text = stringifyRedacted({ response: "rejected", token: { type: "rejected!" } }, redact);
+    assert.deepEqual(JSON.parse(text), { response: "[redacted]", token: { type: "[redacted]!" } });
+  });
+
+  it("redacts every string, nested in objects and arrays, in every form", () => {
+    const secret = 'pa ss"wo/rd';
+    const redact = createRedactor([secret]);
+    const text = stringifyRedacted({
+      list: [secret, { deep: `x${encodeURIComponent(secret)}y` }],
+      b64: btoa(`\0ann\0${secret}`),
+    }, redact);
+    assert.ok(!text.includes("pa ss"), text);
+    const parsed = JSON.parse(text);
+    assert.equal(parsed.list[0], "[redacted]");
+    assert.equal(parsed.list[1].deep, "x[redacted]y");
+    assert.ok(parsed.b64.includes("[redacted]"), parsed.b64);
+  });
+
+  it("keeps numbers, booleans and null", () => {
+    const redact = createRedactor(["550-true-null"]);
+    assert.equal(
+      stringifyRedacted({ code: 550, ok: true, none: null }, redact),
+      '{"code":550,"ok":true,"none":null}',
+    );
   });
 });
