@@ -32,7 +32,7 @@
 import { Buffer } from "node:buffer";
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { generateTestCertificates } from "../../src/dev/test_ca.ts";
+import { generateTestCertificates, type TestCertificateOptions } from "../../src/dev/test_ca.ts";
 import { settleWithin } from "../../src/socket/socket.ts";
 
 const CRLF = Buffer.from("\r\n");
@@ -66,10 +66,11 @@ export interface FaultConnection {
   send(text: string): Promise<boolean>;
   /**
    * Writes `text` in pieces split at the given offsets (`[3]` sends `"250"`
-   * then the rest), pausing `pauseMs` (default 20) between writes so the client
-   * sees separate reads. Resolves `false` if the connection closed on the way.
+   * then the rest), pausing `pauseMs` (default 20) between writes — or awaiting
+   * `between`, which makes the split deterministic — so the client sees
+   * separate reads. Resolves `false` if the connection closed on the way.
    */
-  sendInPieces(text: string, offsets: number[], options?: { pauseMs?: number }): Promise<boolean>;
+  sendInPieces(text: string, offsets: number[], options?: SendInPiecesOptions): Promise<boolean>;
   /**
    * The next CRLF-terminated line, without the CRLF; `null` once the peer has
    * closed (a partial last line stays only in {@linkcode received}). A bare LF
@@ -105,6 +106,26 @@ export interface FaultConnection {
   close(): Promise<void>;
   /** Drops the connection at once, discarding unsent data. */
   destroy(): void;
+  /**
+   * Stops reading from the socket (a zero-window receiver): once the kernel
+   * buffers are full, the client's writes stall. Nothing more arrives in
+   * {@linkcode received} until {@linkcode resumeReading}.
+   */
+  pauseReading(): void;
+  /** Reads again after {@linkcode pauseReading}: what the client had sent arrives. */
+  resumeReading(): void;
+}
+
+/** Options of {@linkcode FaultConnection.sendInPieces}. */
+export interface SendInPiecesOptions {
+  /** Pause between writes, in milliseconds (default 20); ignored when `between` is given. */
+  pauseMs?: number;
+  /**
+   * Awaited between writes instead of a pause: a test resolves it once the
+   * client has read the piece before (seen through its socket), so each piece
+   * is a separate read for the client whatever the load.
+   */
+  between?: (piece: number) => Promise<void>;
 }
 
 /** A handler run once per accepted connection. */
@@ -114,6 +135,11 @@ export type FaultHandler = (conn: FaultConnection) => Promise<void> | void;
 export interface FaultServerOptions {
   /** Implicit TLS (SMTPS): every connection is TLS before the handler runs. */
   implicitTls?: boolean;
+  /**
+   * Names in the server certificate (default `localhost`, `127.0.0.1`, `::1`):
+   * give others to test a client that must refuse a certificate for the wrong host.
+   */
+  certificate?: TestCertificateOptions;
 }
 
 /** A running fault server. */
@@ -122,7 +148,7 @@ export interface FaultServer {
   host: "127.0.0.1";
   /** The listening port. */
   port: number;
-  /** PEM of the CA that signed the server certificate (for `localhost`, `127.0.0.1`, `::1`). */
+  /** PEM of the CA that signed the server certificate (for `localhost`, `127.0.0.1`, `::1` by default). */
   caCert: string;
   /** How many connections were accepted so far. */
   readonly connections: number;
@@ -143,7 +169,7 @@ export async function startFaultServer(
   handler: FaultHandler,
   options: FaultServerOptions = {},
 ): Promise<FaultServer> {
-  const { caCert, cert, key } = await generateTestCertificates();
+  const { caCert, cert, key } = await generateTestCertificates(options.certificate);
   const secureContext = tls.createSecureContext({ cert, key });
   const transcript: string[] = [];
   const errors: unknown[] = [];
@@ -254,14 +280,17 @@ class Connection implements FaultConnection {
   async sendInPieces(
     text: string,
     offsets: number[],
-    options: { pauseMs?: number } = {},
+    options: SendInPiecesOptions = {},
   ): Promise<boolean> {
     const cuts = [...new Set(offsets)].filter((n) => n > 0 && n < text.length).sort((a, b) =>
       a - b
     );
     const bounds = [0, ...cuts, text.length];
     for (let i = 0; i < bounds.length - 1; i++) {
-      if (i > 0) await delay(options.pauseMs ?? DEFAULT_PIECE_PAUSE_MS);
+      if (i > 0) {
+        if (options.between) await options.between(i);
+        else await delay(options.pauseMs ?? DEFAULT_PIECE_PAUSE_MS);
+      }
       if (!await this.send(text.slice(bounds[i], bounds[i + 1]))) return false;
     }
     return true;
@@ -337,6 +366,14 @@ class Connection implements FaultConnection {
   destroy(): void {
     this.#socket.destroy();
     this.#finish();
+  }
+
+  pauseReading(): void {
+    this.#socket.pause();
+  }
+
+  resumeReading(): void {
+    this.#socket.resume();
   }
 
   #attach(socket: net.Socket): void {
