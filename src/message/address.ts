@@ -15,7 +15,7 @@
  * @module
  */
 
-import { headerTextProblem } from "./encoding.ts";
+import { headerTextProblem } from "./header_text.ts";
 
 /** A parsed address with an optional display name. */
 export interface Mailbox {

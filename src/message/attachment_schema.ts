@@ -7,7 +7,7 @@
  */
 
 import * as v from "valibot";
-import { type Base64Scan, scanBase64 } from "./encoding.ts";
+import { type Base64Scan, scanBase64 } from "./base64.ts";
 import { checkedString, exactObject, headerText } from "./field_schemas.ts";
 import { mediaTypeForFilename, mediaTypeProblem } from "./media_types.ts";
 

@@ -25,21 +25,15 @@ import { type Mailbox, normalizeDomain } from "./address.ts";
 import {
   Base64Rewrapper,
   type Base64Scan,
-  displayNameTokens,
-  encodeQuotedPrintable,
-  encodeWords,
-  foldHeader,
-  isSevenBitText,
-  isSpacedWords,
-  joinGroups,
-  PREFERRED_LINE_LENGTH,
-  rfc2047ParameterTokens,
-  rfc2231Tokens,
+  bytesToBase64,
   scanBase64,
-  toCrlf,
-  unstructuredTokens,
   wrappedBase64Size,
-} from "./encoding.ts";
+} from "./base64.ts";
+import { displayNameTokens, encodeWords, unstructuredTokens } from "./encoded_words.ts";
+import { foldHeader, joinGroups } from "./header_fold.ts";
+import { isSpacedWords, PREFERRED_LINE_LENGTH } from "./header_text.ts";
+import { rfc2047ParameterTokens, rfc2231Tokens } from "./mime_parameters.ts";
+import { encodeQuotedPrintable, isSevenBitText, toCrlf } from "./quoted_printable.ts";
 import { type Attachment, base64ScanOf } from "./attachment_schema.ts";
 import type { Message } from "./schema.ts";
 
@@ -205,18 +199,6 @@ function textLeaf(text: string, subtype: "plain" | "html", standalone: boolean):
 
 /** Text parts at least this long may be sent as base64 (see textLeaf). */
 const BASE64_TEXT_LENGTH = 65536;
-
-/** Base64 of `bytes`, natively where the platform has `Uint8Array.prototype.toBase64`. */
-function bytesToBase64(bytes: Uint8Array): string {
-  const native = (bytes as Uint8Array & { toBase64?: () => string }).toBase64;
-  if (typeof native === "function") return native.call(bytes);
-  const parts: string[] = [];
-  // 3 × 8192 bytes: whole base64 groups, so the parts can simply be joined.
-  for (let i = 0; i < bytes.length; i += 24576) {
-    parts.push(btoa(String.fromCharCode(...bytes.subarray(i, i + 24576))));
-  }
-  return parts.join("");
-}
 
 /** An attachment part; `inline` for parts of a multipart/related. */
 function attachmentLeaf(attachment: Attachment, inline: boolean): Leaf {

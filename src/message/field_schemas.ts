@@ -8,7 +8,7 @@
 
 import * as v from "valibot";
 import { hasMoreCodePoints } from "./address.ts";
-import { headerTextProblem } from "./encoding.ts";
+import { headerTextProblem } from "./header_text.ts";
 
 /** Message function for strict objects: missing key, or not an object. */
 function objectMessage(what: string): (issue: v.BaseIssue<unknown>) => string {

@@ -7,7 +7,7 @@
  */
 
 import * as v from "valibot";
-import { headerTextProblem } from "./encoding.ts";
+import { headerTextProblem } from "./header_text.ts";
 import { checkedString, lengthProblem } from "./field_schemas.ts";
 
 /** Longest custom header value, in characters. */

@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as v from "valibot";
 import { AttachmentSchema, base64ScanOf } from "../../src/message/attachment_schema.ts";
-import { scanBase64 } from "../../src/message/encoding.ts";
+import { scanBase64 } from "../../src/message/base64.ts";
 import { toValidationIssues } from "../../src/message/validation_issues.ts";
 
 /** The issues of a refused attachment. */
