@@ -124,13 +124,22 @@ class Handshake {
     const greeting = await this.#read("the server's greeting", step);
     status(step, { phase: "greeting", state: "done", reply: summarizeReply(greeting) });
     if (greeting.code !== 220) {
+      if (greeting.code < 400) {
+        // RFC 5321 4.3.2: a greeting is 220 or a refusal; a 250 or 354 here is no SMTP.
+        throw replyError(
+          greeting,
+          "greeting",
+          "The server's greeting is not SMTP (expected 220)",
+          "protocol",
+        );
+      }
       // RFC 5321 3.1: after a 554 greeting the client SHOULD say QUIT; a 421 closes at once.
       if (greeting.code >= 500) await this.#quitQuietly();
       throw replyError(
         greeting,
         "greeting",
         "The server refused the connection",
-        greeting.code >= 500 ? "rejected" : sessionErrorType(greeting),
+        greeting.code >= 500 ? "rejected" : "transient",
       );
     }
 

@@ -601,8 +601,13 @@ export class TransactionStream {
       await this.#wire.write(bytes);
     } catch (error) {
       // The ends in a write that failed may or may not have reached the server,
-      // except the very last bytes of a write that failed on the connection.
-      const lost = error instanceof SmtpError && error.type === "connection" ? tailEnd : undefined;
+      // except the very last bytes of a write that failed on the connection or
+      // stalled past its deadline (a zero window): a write that never completed
+      // never handed its last byte over, and the connection is closed at once.
+      const lost = error instanceof SmtpError &&
+          (error.type === "connection" || error.type === "timeout")
+        ? tailEnd
+        : undefined;
       for (const flight of ends) {
         if (flight === lost) continue;
         flight.endWritten = true;
