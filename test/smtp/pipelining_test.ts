@@ -1,13 +1,14 @@
 /**
  * Sends queued on one connection, pipelined across messages (RFC 2920 3.1),
  * against the scripted fault server: how the client groups its writes (seen
- * as the server's reads, a count, not a timing), and what every message's
- * outcome is when the server refuses, defers or drops in the middle of the
- * stream — checked against what the server actually received.
+ * as the server's reads, a count, not a timing), a drop after each message
+ * in turn, the lock-step fall-back and the pool — checked against what the
+ * server actually received. The single faults in the middle of a run
+ * (message 3 of 5 refused or dropped) are in fault_matrix_test.ts.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { SmtpClient, SmtpError, type StatusEvent } from "../../src/mod.ts";
+import { SmtpClient, type SmtpError, type StatusEvent } from "../../src/mod.ts";
 import {
   type FaultConnection,
   type FaultServer,
@@ -15,16 +16,10 @@ import {
   type SmtpScriptOptions,
   startFaultServer,
 } from "../support/fault_server.ts";
-import { guard } from "../support/guard.ts";
+import { accept, nth, queueAll, realistic, REFUSED, subjectsOn } from "../support/fault_client.ts";
 
 const DATA_PATH = ["PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"];
 const CHUNKING = ["PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "CHUNKING"];
-const REFUSED = "refused@example.org";
-
-/** Message `n` of a run: its subject and body say which it is. */
-function nth(n: number, to = "bob@example.org") {
-  return { from: "ann@example.com", to, subject: `Message ${n}`, text: `Body of message ${n}\n` };
-}
 
 /** A fault server whose connections are kept, for their reads and what they received. */
 async function startServer(
@@ -38,62 +33,6 @@ async function startServer(
   return { server, connections };
 }
 
-/**
- * A realistic server's envelope handling: `REFUSED` gets 550 at RCPT, and
- * DATA / BDAT without an accepted recipient gets 554. `message` answers the
- * end of each message's data, numbered from 1 on this connection.
- */
-function realistic(
-  capabilities: string[],
-  message: (conn: FaultConnection, count: number) => Promise<void>,
-): SmtpScriptOptions {
-  let recipients = 0;
-  let messages = 0;
-  return {
-    capabilities,
-    MAIL: async (conn) => {
-      recipients = 0;
-      await conn.send("250 2.1.0 Ok\r\n");
-    },
-    RCPT: async (conn, line) => {
-      if (line.includes(REFUSED)) {
-        await conn.send(`550 5.1.1 <${REFUSED}>: Recipient address rejected\r\n`);
-      } else {
-        recipients++;
-        await conn.send("250 2.1.5 Ok\r\n");
-      }
-    },
-    RSET: async (conn) => {
-      recipients = 0;
-      await conn.send("250 2.0.0 Ok\r\n");
-    },
-    DATA: async (conn) => {
-      if (recipients === 0) {
-        await conn.send("554 5.5.1 Error: no valid recipients\r\n");
-        return;
-      }
-      await conn.send("354 End data with <CR><LF>.<CR><LF>\r\n");
-      if (await conn.readData() !== null) await message(conn, ++messages);
-    },
-    BDAT: async (conn, line) => {
-      const [, size, last] = line.split(/\s+/);
-      if (await conn.readBytes(Number(size)) === null) return;
-      if (recipients === 0) await conn.send("554 5.5.1 Error: no valid recipients\r\n");
-      else if (last === "LAST") await message(conn, ++messages);
-      else await conn.send("250 2.0.0 chunk ok\r\n");
-    },
-  };
-}
-
-async function accept(conn: FaultConnection, count: number): Promise<void> {
-  await conn.send(`250 2.0.0 Ok: queued as Q${count}\r\n`);
-}
-
-/** Subjects of the messages whose data reached the server on `conn`, in order. */
-function subjectsOn(conn: FaultConnection): string[] {
-  return [...conn.received.matchAll(/^Subject: (Message \d+)\r$/gm)].map((m) => m[1]);
-}
-
 function clientFor(server: FaultServer, options: Record<string, unknown> = {}): SmtpClient {
   return new SmtpClient({
     host: "localhost",
@@ -103,14 +42,6 @@ function clientFor(server: FaultServer, options: Record<string, unknown> = {}): 
     pool: { maxConnections: 1 },
     ...options,
   });
-}
-
-/** Queues messages 1..`count` at once; settles with each one's result or error. */
-async function queueAll(client: SmtpClient, count: number, to = (_n: number) => "bob@example.org") {
-  const sends = Array.from({ length: count }, (_, i) => client.send(nth(i + 1, to(i + 1))));
-  const settled = await guard(Promise.allSettled(sends), "every queued send to settle");
-  await client.close();
-  return settled.map((s) => s.status === "fulfilled" ? s.value.status : (s.reason as SmtpError));
 }
 
 describe("pipelining across messages: how writes are grouped", () => {
@@ -175,111 +106,6 @@ describe("pipelining across messages: how writes are grouped", () => {
   });
 });
 
-describe("pipelining across messages: faults in the middle of the stream", () => {
-  for (const [name, capabilities] of [["DATA", DATA_PATH], ["CHUNKING", CHUNKING]] as const) {
-    it(`${name}: a refused RCPT mid-stream fails that message only; the rest are sent once`, async () => {
-      const { server, connections } = await startServer(() => realistic(capabilities, accept));
-      try {
-        const outcomes = await queueAll(
-          clientFor(server),
-          5,
-          (n) => n === 3 ? REFUSED : "bob@example.org",
-        );
-        const third = outcomes[2] as SmtpError;
-        assert.deepEqual(outcomes.filter((o) => o === "sent").length, 4);
-        assert.equal(third.type, "rejected");
-        assert.equal(third.phase, "rcpt");
-        assert.equal(third.code, 550);
-        assert.equal(server.connections, 1);
-        // The refused transaction was reset before the next one, on the same connection.
-        assert.ok(server.transcript.includes("RSET"));
-        assert.deepEqual(subjectsOn(connections[0]).filter((s) => s !== "Message 3"), [
-          "Message 1",
-          "Message 2",
-          "Message 4",
-          "Message 5",
-        ]);
-        if (name === "DATA") assert.ok(!subjectsOn(connections[0]).includes("Message 3"));
-      } finally {
-        await server.close();
-      }
-    });
-
-    it(`${name}: a 4xx after the end of message 3 of 5 defers message 3 only`, async () => {
-      const { server, connections } = await startServer(() =>
-        realistic(capabilities, async (conn, count) => {
-          if (count === 3) await conn.send("451 4.3.0 Temporary failure, try again\r\n");
-          else await accept(conn, count);
-        })
-      );
-      try {
-        const outcomes = await queueAll(clientFor(server), 5);
-        const third = outcomes[2] as SmtpError;
-        assert.deepEqual([0, 1, 3, 4].map((i) => outcomes[i]), ["sent", "sent", "sent", "sent"]);
-        assert.equal(third.type, "transient");
-        assert.equal(third.phase, "message");
-        assert.equal(third.code, 451);
-        assert.equal(server.connections, 1);
-        assert.deepEqual(subjectsOn(connections[0]), [1, 2, 3, 4, 5].map((n) => `Message ${n}`));
-      } finally {
-        await server.close();
-      }
-    });
-  }
-
-  it("DATA: a drop right after message 3's data: 1-2 sent, 3 unknown, 4-5 sent once on a new connection", async () => {
-    const { server, connections } = await startServer((_conn, index) =>
-      realistic(DATA_PATH, async (conn, count) => {
-        if (index === 0 && count === 3) conn.destroy();
-        else await accept(conn, count);
-      })
-    );
-    try {
-      const outcomes = await queueAll(clientFor(server), 5);
-      assert.deepEqual([outcomes[0], outcomes[1], outcomes[3], outcomes[4]], [
-        "sent",
-        "sent",
-        "sent",
-        "sent",
-      ]);
-      assert.equal((outcomes[2] as SmtpError).type, "unknown_outcome");
-      assert.equal((outcomes[2] as SmtpError).phase, "message");
-      assert.equal(server.connections, 2);
-      // Message 4's envelope went out with message 3's dot, but never its data.
-      assert.deepEqual(subjectsOn(connections[0]), ["Message 1", "Message 2", "Message 3"]);
-      assert.match(connections[0].received, /\r\n\.\r\nMAIL FROM:<ann@example\.com>/);
-      assert.deepEqual(subjectsOn(connections[1]), ["Message 4", "Message 5"]);
-    } finally {
-      await server.close();
-    }
-  });
-
-  it("CHUNKING: a drop right after message 3's data: every message whose data was written is unknown, none resent", async () => {
-    const { server, connections } = await startServer((_conn, index) =>
-      realistic(CHUNKING, async (conn, count) => {
-        if (index === 0 && count === 3) conn.destroy();
-        else await accept(conn, count);
-      })
-    );
-    try {
-      const outcomes = await queueAll(clientFor(server), 5);
-      assert.deepEqual(outcomes.slice(0, 2), ["sent", "sent"]);
-      // All five went out in one write: 3, 4 and 5 may have been delivered.
-      for (const outcome of outcomes.slice(2)) {
-        assert.equal((outcome as SmtpError).type, "unknown_outcome");
-      }
-      assert.equal(server.connections, 1);
-      assert.deepEqual(subjectsOn(connections[0]).slice(0, 3), [
-        "Message 1",
-        "Message 2",
-        "Message 3",
-      ]);
-    } finally {
-      await server.close();
-    }
-  });
-});
-
 describe("pipelining across messages: a drop after each message in turn", () => {
   for (const [name, capabilities] of [["DATA", DATA_PATH], ["CHUNKING", CHUNKING]] as const) {
     it(`${name}: every message ends once; none written is resent; the others are sent once`, async () => {
@@ -312,35 +138,6 @@ describe("pipelining across messages: a drop after each message in turn", () => 
       }
     });
   }
-});
-
-describe("pipelining across messages: the server closing mid-stream", () => {
-  it("a 421 instead of message 3's MAIL reply: 1-2 sent, 3-5 sent once on a new connection", async () => {
-    const { server, connections } = await startServer((_conn, index) => {
-      const script = realistic(DATA_PATH, accept);
-      let mails = 0;
-      return {
-        ...script,
-        MAIL: async (conn, line) => {
-          if (index === 0 && ++mails === 3) {
-            await conn.send("421 4.3.2 Service shutting down\r\n");
-            await conn.close();
-            return;
-          }
-          await (script.MAIL as (c: FaultConnection, l: string) => Promise<void>)(conn, line);
-        },
-      };
-    });
-    try {
-      const outcomes = await queueAll(clientFor(server), 5);
-      assert.deepEqual(outcomes, ["sent", "sent", "sent", "sent", "sent"]);
-      assert.equal(server.connections, 2);
-      assert.deepEqual(subjectsOn(connections[0]), ["Message 1", "Message 2"]);
-      assert.deepEqual(subjectsOn(connections[1]), ["Message 3", "Message 4", "Message 5"]);
-    } finally {
-      await server.close();
-    }
-  });
 });
 
 describe("pipelining across messages: lock-step fallback", () => {

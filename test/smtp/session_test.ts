@@ -1,254 +1,24 @@
 /**
- * The session against a scripted fault server: faults no real server produces
- * on demand. Each test asserts what a caller sees (the typed error) and what
- * the server saw (nothing delivered, no AUTH before TLS).
+ * The session against a scripted fault server: what is not a fault of the
+ * matrix in fault_matrix_test.ts — capabilities after STARTTLS, cancellation,
+ * CHUNKING, idle pooled connections, deadlines and pool limits. Each test
+ * asserts what a caller sees and what the server saw.
  */
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import {
-  denoConnect,
-  type MessageInput,
-  resultOf,
-  type SendResult,
-  SmtpClient,
-  SmtpError,
-  type StatusEvent,
-} from "../../src/mod.ts";
+import { denoConnect, type StatusEvent } from "../../src/mod.ts";
 import type { Connect } from "../../src/socket/socket.ts";
+import { type FaultConnection, smtpScript, startFaultServer } from "../support/fault_server.ts";
 import {
-  type FaultConnection,
-  type FaultServer,
-  multiline,
-  smtpScript,
-  type SmtpScriptOptions,
-  startFaultServer,
-} from "../support/fault_server.ts";
+  delivered,
+  FAULT_MESSAGE as message,
+  faultClient as clientFor,
+  sendExpectingError,
+  withServer,
+} from "../support/fault_client.ts";
 import { guard } from "../support/guard.ts";
 
-const message = {
-  from: "ann@example.com",
-  to: ["bob@example.org", "cy@example.org"],
-  subject: "Fault test",
-  text: "Hello\r\n.leading dot\r\n",
-};
-
-/** The connections each server started by {@linkcode startScripted} accepted. */
-const accepted = new WeakMap<FaultServer, FaultConnection[]>();
-
-/** A fault server playing `script`, whose connections {@linkcode delivered} can wait for. */
-async function startScripted(script: SmtpScriptOptions): Promise<FaultServer> {
-  const connections: FaultConnection[] = [];
-  const handler = smtpScript(script);
-  const server = await startFaultServer((conn) => {
-    connections.push(conn);
-    return handler(conn);
-  });
-  accepted.set(server, connections);
-  return server;
-}
-
-async function withServer(
-  script: SmtpScriptOptions,
-  run: (server: FaultServer) => Promise<void>,
-): Promise<void> {
-  const server = await startScripted(script);
-  try {
-    await run(server);
-  } finally {
-    await server.close();
-  }
-}
-
-function clientFor(server: FaultServer, options: Record<string, unknown> = {}): SmtpClient {
-  return new SmtpClient({
-    host: "localhost",
-    port: server.port,
-    caCerts: [server.caCert],
-    timeoutMs: 2000,
-    ...options,
-  });
-}
-
-async function sendExpectingError(
-  client: SmtpClient,
-  msg: MessageInput = message,
-): Promise<SmtpError> {
-  try {
-    await client.send(msg);
-  } catch (error) {
-    if (error instanceof SmtpError) return error;
-    throw error;
-  } finally {
-    await client.close();
-  }
-  assert.fail("the send should have failed");
-}
-
-/**
- * Whether the client sent the final dot, the only thing that makes a server
- * deliver. Call it once the client is closed: it waits until the server has
- * seen each connection end, so a dot written just before the end is counted.
- */
-async function delivered(server: FaultServer): Promise<boolean> {
-  const connections = accepted.get(server) ?? [];
-  await guard(Promise.all(connections.map((conn) => conn.waitClosed())), "the connections' end");
-  return server.transcript.some((line) => line === ".");
-}
-
 describe("session against a fault server", () => {
-  // End to end only: under load the 5 ms pauses may merge pieces. The deterministic
-  // every-offset test is in test/smtp/reply_test.ts.
-  it("reads replies split across reads (every 7th offset of EHLO)", async () => {
-    const greeting = "220 fault.test ESMTP ready\r\n";
-    const ehlo = multiline(250, ["fault.test", "PIPELINING", "ENHANCEDSTATUSCODES", ""]);
-    for (let offset = 1; offset < ehlo.length; offset += 7) {
-      await withServer({
-        greeting: (conn) =>
-          conn.sendInPieces(greeting, [offset % greeting.length], { pauseMs: 5 })
-            .then(() => {}),
-        EHLO: (conn) => conn.sendInPieces(ehlo, [offset], { pauseMs: 5 }).then(() => {}),
-      }, async (server) => {
-        const client = clientFor(server, { tls: "none" });
-        const result = await client.send(message);
-        await client.close();
-        assert.equal(result.status, "sent");
-        assert.deepEqual(result.accepted, message.to);
-      });
-    }
-  });
-
-  it("fails with transient at the greeting when the server answers 421", async () => {
-    await withServer({ greeting: "421 4.3.2 Too busy, try later" }, async (server) => {
-      const error = await sendExpectingError(clientFor(server));
-      assert.equal(error.type, "transient");
-      assert.equal(error.phase, "greeting");
-      assert.equal(error.code, 421);
-      assert.equal(error.enhancedCode, "4.3.2");
-      assert.equal(server.transcript.length, 0);
-    });
-  });
-
-  it("says QUIT and fails with rejected at the greeting when the server answers 554", async () => {
-    await withServer({ greeting: "554 5.3.2 No SMTP service here" }, async (server) => {
-      const error = await sendExpectingError(clientFor(server));
-      // RFC 5321 3.1: the server refuses the session for good (422); the client says QUIT.
-      assert.equal(error.type, "rejected");
-      assert.equal(error.phase, "greeting");
-      assert.equal(error.code, 554);
-      assert.equal(error.enhancedCode, "5.3.2");
-      assert.deepEqual(server.transcript, ["QUIT"]);
-    });
-  });
-
-  it("keeps the code of a 421 the server ended with its FIN instead of CRLF", async () => {
-    await withServer({
-      MAIL: async (conn) => {
-        await conn.send("421 4.7.0 fault.test closing connection");
-        await conn.close();
-      },
-    }, async (server) => {
-      const error = await sendExpectingError(clientFor(server, { tls: "none" }));
-      assert.equal(error.type, "transient");
-      assert.equal(error.phase, "mail");
-      assert.equal(error.code, 421);
-      assert.equal(error.enhancedCode, "4.7.0");
-      assert.equal(await delivered(server), false);
-    });
-  });
-
-  it("treats a 552 to RCPT as the 452 it should be (transient, RFC 5321 4.5.3.1.10)", async () => {
-    await withServer({
-      RCPT: (conn, line) =>
-        conn.send(
-          line.includes("cy@") ? "552 5.5.3 Too many recipients\r\n" : "250 2.1.5 Ok\r\n",
-        ).then(() => {}),
-    }, async (server) => {
-      const error = await sendExpectingError(clientFor(server, { tls: "none" }));
-      assert.equal(error.type, "transient");
-      assert.equal(error.phase, "rcpt");
-      assert.equal(error.code, 552);
-      assert.deepEqual(error.rejected.map((r) => [r.address, r.code]), [["cy@example.org", 552]]);
-      assert.equal(await delivered(server), false);
-    });
-  });
-
-  it("fails with protocol when a multi-line reply changes its code", async () => {
-    await withServer(
-      { EHLO: "250-fault.test\r\n251-PIPELINING\r\n250 SIZE 100" },
-      async (server) => {
-        const error = await sendExpectingError(clientFor(server, { tls: "none" }));
-        assert.equal(error.type, "protocol");
-        assert.equal(error.phase, "ehlo");
-        assert.match(error.message, /250 then 251/);
-      },
-    );
-  });
-
-  it("fails with protocol on an oversized reply line", async () => {
-    await withServer({ greeting: "220 " + "x".repeat(10_000) }, async (server) => {
-      const error = await sendExpectingError(clientFor(server));
-      assert.equal(error.type, "protocol");
-      assert.equal(error.phase, "greeting");
-      assert.match(error.message, /longer than/);
-    });
-  });
-
-  it("fails with protocol on a reply without a code", async () => {
-    await withServer({ MAIL: "OK fine" }, async (server) => {
-      const error = await sendExpectingError(clientFor(server, { tls: "none" }));
-      assert.equal(error.type, "protocol");
-      assert.equal(error.phase, "mail");
-    });
-  });
-
-  it("gives up on a silent server with a timeout", async () => {
-    await withServer({ MAIL: (conn) => conn.waitClosed() }, async (server) => {
-      const started = Date.now();
-      const error = await sendExpectingError(clientFor(server, { tls: "none", timeoutMs: 300 }));
-      assert.equal(error.type, "timeout");
-      assert.equal(error.phase, "mail");
-      assert.ok(Date.now() - started < 5000);
-      assert.equal(await delivered(server), false);
-    });
-  });
-
-  it("sends neither AUTH nor MAIL when STARTTLS is required but not offered", async () => {
-    await withServer({ capabilities: ["PIPELINING", "AUTH PLAIN LOGIN"] }, async (server) => {
-      const error = await sendExpectingError(
-        clientFor(server, { auth: { username: "ann", password: "s3cret-pass" } }),
-      );
-      assert.equal(error.type, "tls");
-      assert.equal(error.phase, "starttls");
-      assert.deepEqual(server.transcript.map((line) => line.split(" ")[0]), ["EHLO"]);
-      assert.doesNotMatch(JSON.stringify(error), /s3cret/);
-    });
-  });
-
-  it("fails with tls when the server refuses STARTTLS", async () => {
-    await withServer({ STARTTLS: "454 4.7.0 TLS not available" }, async (server) => {
-      const error = await sendExpectingError(clientFor(server));
-      assert.equal(error.type, "tls");
-      assert.equal(error.phase, "starttls");
-      assert.equal(error.code, 454);
-      assert.ok(!server.transcript.some((line) => line.startsWith("MAIL")));
-    });
-  });
-
-  it("drops the connection when bytes are glued after the STARTTLS 220", async () => {
-    await withServer({
-      STARTTLS: async (conn) => {
-        await conn.send("220 2.0.0 Ready\r\n250-injected\r\n250 AUTH PLAIN\r\n");
-        await conn.waitClosed();
-      },
-    }, async (server) => {
-      const error = await sendExpectingError(clientFor(server));
-      assert.equal(error.type, "tls");
-      assert.equal(error.phase, "starttls");
-      assert.match(error.message, /injection/);
-      assert.deepEqual(server.transcript, [server.transcript[0], "STARTTLS"]);
-    });
-  });
-
   it("trusts only the capabilities sent after STARTTLS", async () => {
     await withServer({
       capabilities: ["STARTTLS", "SIZE 10"],
@@ -278,44 +48,6 @@ describe("session against a fault server", () => {
     });
   });
 
-  it("fails with connection (not unknown) when the server drops the connection mid-DATA", async () => {
-    // Larger than the loopback socket buffers, so the drop is seen while writing.
-    const big = { ...message, text: "line of text\n".repeat(2_000_000) };
-    await withServer({
-      capabilities: ["PIPELINING", "8BITMIME"],
-      DATA: async (conn) => {
-        await conn.send("354 go ahead\r\n");
-        await conn.readBytes(1000);
-        conn.destroy();
-      },
-    }, async (server) => {
-      const error = await sendExpectingError(clientFor(server, { tls: "none" }), big);
-      assert.equal(error.type, "connection");
-      assert.equal(error.phase, "message");
-      assert.equal(resultOf(error)?.status, "failed");
-      assert.equal(await delivered(server), false);
-    });
-  });
-
-  it("reports unknown_outcome for a garbled reply after the final dot", async () => {
-    await withServer({ message: "OK, queued" }, async (server) => {
-      const error = await sendExpectingError(clientFor(server, { tls: "none" }));
-      assert.equal(error.type, "unknown_outcome");
-      assert.match(error.message, /invalid reply/);
-    });
-  });
-
-  it("reports unknown_outcome when the connection drops after the final dot", async () => {
-    await withServer({ message: (conn) => conn.destroy() }, async (server) => {
-      const error = await sendExpectingError(clientFor(server, { tls: "none" }));
-      assert.equal(error.type, "unknown_outcome");
-      assert.equal(error.phase, "message");
-      const result = resultOf(error) as SendResult;
-      assert.equal(result.status, "failed");
-      assert.equal(result.error?.type, "unknown_outcome");
-    });
-  });
-
   it("cancels during RCPT: nothing delivered, result cancelled", async () => {
     const controller = new AbortController();
     await withServer({
@@ -340,90 +72,6 @@ describe("session against a fault server", () => {
       assert.equal(event.detail.result.error.type, "cancelled");
       await client.close();
       assert.equal(await delivered(server), false);
-    });
-  });
-});
-
-describe("session against a fault server: pipelining", () => {
-  let server: FaultServer;
-  before(async () => {
-    server = await startScripted({
-      RCPT: (conn, line) =>
-        conn.send(
-          line.includes("cy@")
-            ? "550 5.1.1 <cy@example.org>: Recipient address rejected\r\n"
-            : "250 2.1.5 Ok\r\n",
-        ).then(() => {}),
-    });
-  });
-  after(() => server.close());
-
-  it("abandons a pipelined transaction whose DATA got 354 without sending the final dot", async () => {
-    const client = clientFor(server, { tls: "none" });
-    const error = await sendExpectingError(client);
-    assert.equal(error.type, "rejected");
-    assert.equal(error.phase, "rcpt");
-    assert.deepEqual(error.rejected.map((r) => r.address), ["cy@example.org"]);
-    assert.equal(error.rejected[0].enhancedCode, "5.1.1");
-    assert.equal(await delivered(server), false);
-  });
-
-  it("sends to the accepted recipients under allowPartial", async () => {
-    const client = clientFor(server, { tls: "none" });
-    const result = await client.send({ ...message, allowPartial: true });
-    await client.close();
-    assert.equal(result.status, "sent");
-    assert.deepEqual(result.accepted, ["bob@example.org"]);
-    assert.deepEqual(result.rejected.map((r) => [r.address, r.code]), [["cy@example.org", 550]]);
-    assert.equal(await delivered(server), true);
-  });
-});
-
-describe("session against a fault server: stale pooled connections", () => {
-  it("retries once on a fresh connection when a pooled one was dropped by the server", async () => {
-    let connection = 0;
-    const server = await startFaultServer(async (conn) => {
-      connection++;
-      if (connection === 1) {
-        // Serve one message, then answer the next command with 421 and hang up: an
-        // idle timeout that fires just as the client reuses the connection.
-        await smtpScript({
-          message: async (c) => {
-            await c.send("250 2.0.0 Ok: queued as ONE\r\n");
-            await c.readLine();
-            await c.send("421 4.4.2 Idle timeout\r\n");
-            c.destroy();
-          },
-        })(conn);
-      } else {
-        await smtpScript()(conn);
-      }
-    });
-    try {
-      const client = clientFor(server, { tls: "none" });
-      const first = await client.send(message);
-      const second = await client.send(message);
-      await client.close();
-      assert.match(first.response!, /ONE/);
-      assert.equal(second.status, "sent");
-      assert.match(second.response!, /FAULT1/, "the retry went to the fresh connection");
-      assert.equal(server.connections, 2);
-    } finally {
-      await server.close();
-    }
-  });
-
-  it("reports a 421 at MAIL when the server hangs up before the other replies", async () => {
-    await withServer({
-      MAIL: async (conn) => {
-        await conn.send("421 4.3.2 Service shutting down\r\n");
-        conn.destroy();
-      },
-    }, async (server) => {
-      const error = await sendExpectingError(clientFor(server, { tls: "none" }));
-      assert.equal(error.type, "transient");
-      assert.equal(error.phase, "mail");
-      assert.equal(error.code, 421);
     });
   });
 });
@@ -612,22 +260,6 @@ function countingConnect() {
 }
 
 describe("session against a fault server: deadlines and pool limits", () => {
-  it("bounds a whole reply by one deadline, however slowly the bytes trickle in", async () => {
-    const greeting = "220 fault.test ESMTP slow but steady\r\n";
-    const offsets = Array.from({ length: greeting.length - 1 }, (_, i) => i + 1);
-    await withServer({
-      greeting: (conn) => conn.sendInPieces(greeting, offsets, { pauseMs: 60 }).then(() => {}),
-    }, async (server) => {
-      const started = Date.now();
-      const error = await sendExpectingError(clientFor(server, { tls: "none", timeoutMs: 500 }));
-      assert.equal(error.type, "timeout");
-      assert.equal(error.phase, "greeting");
-      assert.match(error.message, /500 ms/);
-      // Each byte came within the 500 ms; only a deadline for the whole reply ends it early.
-      assert.ok(Date.now() - started < 1500, `took ${Date.now() - started} ms`);
-    });
-  });
-
   it("cancels promptly during a TLS handshake that never completes", async () => {
     const controller = new AbortController();
     await withServer({
