@@ -159,14 +159,26 @@ describe("fault matrix: greeting", () => {
     });
   });
 
-  it("another code (250, 354 — not a greeting): protocol with the code, nothing sent", async () => {
-    for (const greeting of ["250 fault.test hello", "354 fault.test go ahead"]) {
+  it("another code: 2xx/3xx protocol (no SMTP), 4xx transient, 5xx rejected after QUIT", async () => {
+    const cases = [
+      { greeting: "250 fault.test hello", type: "protocol", transcript: [] },
+      { greeting: "354 fault.test go ahead", type: "protocol", transcript: [] },
+      { greeting: "450 4.3.2 fault.test overloaded", type: "transient", transcript: [] },
+      // RFC 7504: 521 says this host does not accept mail.
+      {
+        greeting: "521 5.3.2 fault.test does not accept mail",
+        type: "rejected",
+        transcript: ["QUIT"],
+      },
+    ];
+    for (const { greeting, type, transcript } of cases) {
       await withServer({ greeting }, async (server) => {
         const error = await sendExpectingError(faultClient(server));
-        assert.equal(error.type, "protocol", `${greeting}: ${error.message}`);
+        assert.equal(error.type, type, `${greeting}: ${error.message}`);
         assert.equal(error.phase, "greeting");
         assert.equal(error.code, Number(greeting.slice(0, 3)));
-        assert.deepEqual(server.transcript, [], greeting);
+        await delivered(server);
+        assert.deepEqual(server.transcript, transcript, greeting);
       });
     }
   });
@@ -714,6 +726,17 @@ describe("fault matrix: after the final dot", () => {
       const client = faultClient(server, PLAIN);
       const result = await client.send(message);
       await guard(client.close(), "close() after a failed QUIT");
+      assert.equal(result.status, "sent");
+      assert.match(result.response!, /queued as FAULT1/);
+      assert.ok(server.transcript.includes("QUIT"));
+    });
+  });
+
+  it("250, then QUIT never answered: still sent, close() bounded by the deadline", async () => {
+    await withServer({ QUIT: (conn) => conn.waitClosed() }, async (server) => {
+      const client = faultClient(server, { ...PLAIN, timeoutMs: 300 });
+      const result = await client.send(message);
+      await guard(client.close(), "close() while the server ignores QUIT");
       assert.equal(result.status, "sent");
       assert.match(result.response!, /queued as FAULT1/);
       assert.ok(server.transcript.includes("QUIT"));

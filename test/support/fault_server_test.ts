@@ -164,6 +164,88 @@ describe("FaultConnection", () => {
     }
   });
 
+  it("sendInPieces with `between` sends the next piece only once the hook resolves", async () => {
+    const client = Promise.withResolvers<void>();
+    const hooks: number[] = [];
+    const server = await startFaultServer(async (conn) => {
+      await conn.sendInPieces("220 split greeting\r\n", [4], {
+        between: (piece) => {
+          hooks.push(piece);
+          return client.promise;
+        },
+      });
+      await conn.readLine();
+    });
+    const conn = await Deno.connect({ hostname: server.host, port: server.port });
+    try {
+      const buffer = new Uint8Array(1024);
+      const first = await conn.read(buffer);
+      assert.equal(new TextDecoder().decode(buffer.subarray(0, first!)), "220 ");
+      client.resolve(); // the client read the first piece: the script may go on
+      const second = await conn.read(buffer);
+      assert.equal(new TextDecoder().decode(buffer.subarray(0, second!)), "split greeting\r\n");
+      assert.deepEqual(hooks, [1]);
+    } finally {
+      conn.close();
+      await server.close();
+    }
+  });
+
+  it("pauseReading holds what the client sends until resumeReading", async () => {
+    // The stall itself (a client's writes blocking on a full window) is what the
+    // zero-window case of fault_matrix_test.ts shows; here, that reading resumes.
+    const held = Promise.withResolvers<FaultConnection>();
+    const server = await startFaultServer(async (conn) => {
+      conn.pauseReading();
+      await conn.send("220 paused\r\n");
+      held.resolve(conn);
+      if (await conn.readLine() === "NOOP") await conn.send("250 resumed\r\n");
+    });
+    const client = await connectRaw(server.port);
+    try {
+      assert.equal(await client.readReply(), "220 paused");
+      await client.send("NOOP\r\n");
+      const conn = await held.promise;
+      assert.equal(conn.received, "");
+      conn.resumeReading();
+      assert.equal(await client.readReply(), "250 resumed");
+      assert.equal(conn.received, "NOOP\r\n");
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+
+  it("serves the certificate names it was given", async () => {
+    const server = await startFaultServer(async (conn) => {
+      try {
+        await conn.startTls();
+        await conn.send("220 secure\r\n");
+        await conn.readLine();
+      } catch {
+        // The client that checks for another name refuses the handshake.
+      }
+    }, { certificate: { dnsNames: ["mail.elsewhere.test"], ipAddresses: [] } });
+    const handshake = async (hostname: string) => {
+      const tcp = await Deno.connect({ hostname: server.host, port: server.port });
+      const tls = await Deno.startTls(tcp, { hostname, caCerts: [server.caCert] });
+      try {
+        await tls.handshake();
+        return "ok";
+      } catch (error) {
+        return (error as Error).message;
+      } finally {
+        tls.close();
+      }
+    };
+    try {
+      assert.equal(await handshake("mail.elsewhere.test"), "ok");
+      assert.match(await handshake("localhost"), /certificate|name/i);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("discards plaintext pipelined behind STARTTLS and reads what follows over TLS", async () => {
     const lines: (string | null)[] = [];
     const server = await startFaultServer(async (conn) => {
