@@ -1,13 +1,15 @@
 /**
- * Graceful shutdown of the real Deno server: `deno serve functions/deno.ts` as
- * a subprocess with a Deno KV file (`KV_PATH` in a temporary folder), sending
- * to the scripted fault server, which holds or stalls chosen messages. A
- * signal while sends are in flight: new connections are refused at once, each
- * request in flight gets its real outcome (also stored for its
- * `Idempotency-Key`, so a retry after a restart replays it), and the process
- * exits 0. Past `SHUTDOWN_TIMEOUT_MS`, a message whose data was written is
- * `unknown_outcome` (stored: a retry does not send it again), one stalled
- * before its data fails without it (the key is released: a retry sends).
+ * Graceful shutdown of the real Deno server: `deno serve functions/deno.ts`
+ * (and `deno task dev`'s src/dev/main.ts) as a subprocess with a Deno KV file
+ * (`KV_PATH` in a temporary folder), sending to the scripted fault server,
+ * which holds or stalls chosen messages. A signal while sends are in flight:
+ * new connections are refused at once, each request in flight gets its real
+ * outcome (also stored for its `Idempotency-Key`, so a retry after a restart
+ * replays it), and the process exits 0. Past `SHUTDOWN_TIMEOUT_MS`, a message
+ * whose data was written is `unknown_outcome` (stored: a retry does not send
+ * it again), one stalled before its data or in its TLS handshake fails
+ * without it (the key is released: a retry sends), and a send whose SSE
+ * client went away is cut at the bound too. A second signal exits at once.
  *
  * Prints the time from each signal to the process's exit.
  */
@@ -220,7 +222,7 @@ async function timeExit(server: ServeProcess): Promise<{ ms: number; code: numbe
 
 const SHUTTING_DOWN = /edgemail: shutting down; \d+ request\(s\) in flight/;
 
-describe("graceful shutdown of deno serve functions/deno.ts", () => {
+describe("graceful shutdown of the Deno entries", () => {
   const peer = new ScriptedPeer();
   let kvDir: string;
   const servers: ServeProcess[] = [];
@@ -240,7 +242,12 @@ describe("graceful shutdown of deno serve functions/deno.ts", () => {
     if (kvDir) await Deno.remove(kvDir, { recursive: true });
   });
 
-  async function start(kvFile: string, boundMs: number): Promise<ServeProcess> {
+  /** Starts `deno serve` (or `args`) on the peer, with KV file `kvFile` and the bound `boundMs`. */
+  async function start(
+    kvFile: string,
+    boundMs: number,
+    options: { env?: Record<string, string>; args?: string[] } = {},
+  ): Promise<ServeProcess> {
     const server = await startServe({
       SMTP_URL: `smtp://127.0.0.1:${peer.server.port}?tls=none`,
       API_KEYS: API_KEY,
@@ -248,7 +255,8 @@ describe("graceful shutdown of deno serve functions/deno.ts", () => {
       KV_PATH: `${kvDir}/${kvFile}`,
       SHUTDOWN_TIMEOUT_MS: String(boundMs),
       LOG_FORMAT: "plain",
-    });
+      ...options.env,
+    }, { args: options.args });
     servers.push(server);
     return server;
   }
@@ -387,17 +395,13 @@ describe("graceful shutdown of deno serve functions/deno.ts", () => {
       }
     })();
     try {
-      const server = await startServe({
-        SMTP_URL: `smtps://127.0.0.1:${(silent.addr as Deno.NetAddr).port}`,
-        // Far beyond the bound: a send that waits for it has not been cut at the bound.
-        SMTP_TIMEOUT_MS: String(HANG_GUARD_MS / 2),
-        API_KEYS: API_KEY,
-        MAIL_FROM: "app@example.com",
-        KV_PATH: `${kvDir}/connecting.sqlite3`,
-        SHUTDOWN_TIMEOUT_MS: String(SHORT_BOUND_MS),
-        LOG_FORMAT: "plain",
+      const server = await start("connecting.sqlite3", SHORT_BOUND_MS, {
+        env: {
+          SMTP_URL: `smtps://127.0.0.1:${(silent.addr as Deno.NetAddr).port}`,
+          // Far beyond the bound: a send that waits for it has not been cut at the bound.
+          SMTP_TIMEOUT_MS: String(HANG_GUARD_MS / 2),
+        },
       });
-      servers.push(server);
       const id = newCase("connecting");
       const answer = send(server.url, messageOf(id), { key: id });
       await guard(connected.promise, "the SMTP connection", { ms: HANG_GUARD_MS });
@@ -421,16 +425,9 @@ describe("graceful shutdown of deno serve functions/deno.ts", () => {
   it("past the bound: an SSE send whose client went away after its data is cut too, and its unknown_outcome stored", async () => {
     // The send outlives its request: the shutdown must wait for it within the bound, then cut it.
     const smtpTimeoutMs = HANG_GUARD_MS / 2;
-    const server = await startServe({
-      SMTP_URL: `smtp://127.0.0.1:${peer.server.port}?tls=none`,
-      SMTP_TIMEOUT_MS: String(smtpTimeoutMs),
-      API_KEYS: API_KEY,
-      MAIL_FROM: "app@example.com",
-      KV_PATH: `${kvDir}/gone.sqlite3`,
-      SHUTDOWN_TIMEOUT_MS: String(SHORT_BOUND_MS),
-      LOG_FORMAT: "plain",
+    const server = await start("gone.sqlite3", SHORT_BOUND_MS, {
+      env: { SMTP_TIMEOUT_MS: String(smtpTimeoutMs) },
     });
-    servers.push(server);
     const id = newCase("gone");
     peer.stallData(id);
     const leave = new AbortController();
@@ -467,16 +464,10 @@ describe("graceful shutdown of deno serve functions/deno.ts", () => {
   });
 
   it("deno task dev (Deno.serve in src/dev/main.ts): SIGTERM lets the send in flight answer, exit 0", async () => {
-    const server = await startServe({
-      PORT: "{port}",
-      SMTP_URL: `smtp://127.0.0.1:${peer.server.port}?tls=none`,
-      API_KEYS: API_KEY,
-      MAIL_FROM: "app@example.com",
-      KV_PATH: `${kvDir}/dev.sqlite3`,
-      SHUTDOWN_TIMEOUT_MS: String(DRAIN_BOUND_MS),
-      LOG_FORMAT: "plain",
-    }, { args: ["run", "--allow-all", "--unstable-no-legacy-abort", DEV_ENTRY] });
-    servers.push(server);
+    const server = await start("dev.sqlite3", DRAIN_BOUND_MS, {
+      env: { PORT: "{port}" },
+      args: ["run", "--allow-all", "--unstable-no-legacy-abort", DEV_ENTRY],
+    });
     const id = newCase("dev");
     peer.hold(id);
     const answer = send(server.url, messageOf(id), { key: id });
