@@ -10,7 +10,8 @@
 import type { Mailbox } from "../message/address.ts";
 import { countRecipients, type Message } from "../message/schema.ts";
 import type { ValidationIssue } from "../message/validation_issues.ts";
-import type { Allowlist, Config } from "./config.ts";
+import type { Config } from "./config.ts";
+import type { Allowlist } from "./config_values.ts";
 import { problem, type ProblemBody, tokenOf } from "./problems.ts";
 
 /** A request the policy refuses: the HTTP status and the JSON body. */

@@ -12,7 +12,7 @@
  */
 
 import type { Store } from "../store/store.ts";
-import type { RateLimit } from "./config.ts";
+import type { RateLimit } from "./config_values.ts";
 
 /** The name of the one policy in `RateLimit-Policy` / `RateLimit`. */
 export const RATE_LIMIT_POLICY = "messages";
