@@ -247,33 +247,54 @@ describe("fault matrix: EHLO", () => {
 });
 
 describe("fault matrix: reply reader", () => {
-  it("replies split at every byte (greeting and EHLO): read whole, sent", async () => {
-    const greeting = "220 fault.test ESMTP ready\r\n";
-    const ehlo = multiline(250, ["fault.test", "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME"]);
+  it("every reply of a session split at every byte: read whole, sent", async () => {
+    const replies = {
+      greeting: "220 fault.test ESMTP ready\r\n",
+      EHLO: multiline(250, ["fault.test", "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME"]),
+      MAIL: "250 2.1.0 Ok\r\n",
+      RCPT: "250 2.1.5 Ok\r\n",
+      DATA: "354 End data with <CR><LF>.<CR><LF>\r\n",
+      message: "250 2.0.0 Ok: queued as SPLIT\r\n",
+      QUIT: "221 2.0.0 Bye\r\n",
+    };
+    const longest = Math.max(...Object.values(replies).map((text) => text.length));
     const client = countingReads();
-    const server = await startFaultServer(async (conn) => {
-      const offset = server.connections; // connection n splits the EHLO reply after byte n
-      const split = (text: string, at: number) =>
-        conn.sendInPieces(text, [at], { between: () => client.until(start + 1) }).then(() => {});
-      let start = client.reads;
-      await smtpScript({
-        greeting: () => split(greeting, ((offset - 1) % (greeting.length - 1)) + 1),
-        EHLO: () => {
-          start = client.reads;
-          return split(ehlo, offset);
+    const server = await startFaultServer((conn) => {
+      // Connection n splits each reply after byte n (wrapping around for the shorter
+      // ones), and sends the rest only once the client has read the first piece alone.
+      const n = server.connections;
+      const split = async (text: string) => {
+        const start = client.reads;
+        const at = ((n - 1) % (text.length - 1)) + 1;
+        await conn.sendInPieces(text, [at], { between: () => client.until(start + 1) });
+      };
+      return smtpScript({
+        greeting: () => split(replies.greeting),
+        EHLO: () => split(replies.EHLO),
+        MAIL: () => split(replies.MAIL),
+        RCPT: () => split(replies.RCPT),
+        DATA: async () => {
+          await split(replies.DATA);
+          if (await conn.readData() !== null) await split(replies.message);
+        },
+        QUIT: async () => {
+          await split(replies.QUIT);
+          await conn.close();
         },
       })(conn);
     });
     try {
-      for (let offset = 1; offset < ehlo.length; offset++) {
+      for (let n = 1; n < longest; n++) {
         const smtp = faultClient(server, { ...PLAIN, connect: client.connect });
-        const result = await smtp.send({ ...message, to: "bob@example.org" });
+        const result = await smtp.send(message);
         await smtp.close();
-        assert.equal(result.status, "sent", `split after byte ${offset}`);
-        // The client really got the first piece alone.
-        assert.ok(client.chunks.includes(ehlo.slice(0, offset)), `split after byte ${offset}`);
+        assert.equal(result.status, "sent", `split after byte ${n}`);
+        assert.deepEqual(result.accepted, message.to);
+        assert.equal(result.response, "250 2.0.0 Ok: queued as SPLIT");
+        // The client really got the first piece of the longest reply alone.
+        assert.ok(client.chunks.includes(replies.EHLO.slice(0, n)), `split after byte ${n}`);
       }
-      assert.equal(server.connections, ehlo.length - 1);
+      assert.equal(server.connections, longest - 1);
     } finally {
       await server.close();
     }
@@ -874,6 +895,43 @@ describe("fault matrix: STARTTLS and TLS", () => {
     });
   });
 
+  it("bytes injected after the STARTTLS 220 in a later segment: tls (they break the handshake)", async () => {
+    const client = countingReads();
+    await withServer({
+      STARTTLS: async (conn) => {
+        const start = client.reads;
+        // The 220 alone, then, once the client has read it, the injected reply.
+        await conn.sendInPieces("220 2.0.0 Ready\r\n250-injected\r\n250 AUTH PLAIN\r\n", [17], {
+          between: () => client.until(start + 1),
+        });
+        await conn.waitClosed();
+      },
+    }, async (server) => {
+      const error = await sendExpectingError(faultClient(server, { connect: client.connect }));
+      assert.equal(error.type, "tls", error.message);
+      assert.equal(error.phase, "starttls");
+      assert.ok(client.chunks.includes("220 2.0.0 Ready\r\n"), "the 220 came alone");
+      assert.deepEqual(verbs(server), ["EHLO", "STARTTLS"]);
+    });
+  });
+
+  it("no ServerHello at all after STARTTLS: timeout in phase starttls, no hang", async () => {
+    await withServer({
+      STARTTLS: async (conn) => {
+        await conn.send("220 2.0.0 Ready, but no handshake will follow\r\n");
+        await conn.waitClosed();
+      },
+    }, async (server) => {
+      const error = await guard(
+        sendExpectingError(faultClient(server, { timeoutMs: 300 })),
+        "the send over a handshake that never completes",
+      );
+      assert.equal(error.type, "timeout", error.message);
+      assert.equal(error.phase, "starttls");
+      assert.deepEqual(verbs(server), ["EHLO", "STARTTLS"]);
+    });
+  });
+
   /** Runs the server's side of a TLS handshake; resolves whether it completed. */
   async function serverHandshake(conn: FaultConnection): Promise<boolean> {
     try {
@@ -1058,7 +1116,178 @@ describe("fault matrix: a pipelined run of five queued sends", () => {
         );
       });
     }
+
+    for (const [code, type] of [[451, "transient"], [550, "rejected"]] as const) {
+      it(`${name}: message 3's MAIL refused (${code}): 3 ${type}, the others sent once`, async () => {
+        await withServer(() => {
+          const script = realistic(capabilities, accept);
+          let mails = 0;
+          let refusedMail = false;
+          const step = (name: "MAIL" | "RCPT" | "DATA" | "BDAT") =>
+            script[name] as (conn: FaultConnection, line: string) => Promise<void>;
+          return {
+            ...script,
+            MAIL: async (conn, line) => {
+              refusedMail = ++mails === 3;
+              if (refusedMail) await conn.send(`${code} ${code / 100 | 0}.7.1 Sender refused\r\n`);
+              else await step("MAIL")(conn, line);
+            },
+            // As a real server: no transaction after a refused MAIL.
+            RCPT: async (conn, line) => {
+              if (refusedMail) await conn.send("503 5.5.1 Error: need MAIL command\r\n");
+              else await step("RCPT")(conn, line);
+            },
+            DATA: async (conn, line) => {
+              if (refusedMail) await conn.send("503 5.5.1 Error: need RCPT command\r\n");
+              else await step("DATA")(conn, line);
+            },
+            BDAT: async (conn, line) => {
+              if (!refusedMail) return await step("BDAT")(conn, line);
+              if (await conn.readBytes(Number(line.split(" ")[1])) === null) return;
+              await conn.send("503 5.5.1 Error: need RCPT command\r\n");
+            },
+          };
+        }, async (server) => {
+          const outcomes = await queueAll(
+            faultClient(server, { ...PLAIN, pool: { maxConnections: 1 } }),
+            5,
+          );
+          const third = outcomes[2] as SmtpError;
+          assert.deepEqual([0, 1, 3, 4].map((i) => outcomes[i]), ["sent", "sent", "sent", "sent"]);
+          assert.equal(third.type, type);
+          assert.equal(third.phase, "mail");
+          assert.equal(third.code, code);
+          assert.equal(server.connections, 1);
+          const subjects = subjectsOn(connectionsOf(server)[0]);
+          assert.deepEqual(subjects.filter((s) => s !== "Message 3"), [
+            "Message 1",
+            "Message 2",
+            "Message 4",
+            "Message 5",
+          ]);
+          if (name === "DATA") assert.ok(!subjects.includes("Message 3"));
+        });
+      });
+    }
+
+    it(`${name}: a garbled reply after message 3's data: 3 unknown_outcome, none resent`, async () => {
+      await withServer(
+        (index) =>
+          realistic(capabilities, async (conn, count) => {
+            if (index === 0 && count === 3) await conn.send("OK, queued\r\n");
+            else await accept(conn, count);
+          }),
+        async (server) => {
+          const outcomes = await queueAll(
+            faultClient(server, { ...PLAIN, pool: { maxConnections: 1 } }),
+            5,
+          );
+          assert.deepEqual(outcomes.slice(0, 2), ["sent", "sent"]);
+          const third = outcomes[2] as SmtpError;
+          assert.equal(third.type, "unknown_outcome");
+          assert.equal(third.phase, "message");
+          // Every message whose data reached the server is there once; the others were
+          // sent once, on a new connection.
+          const seen = connectionsOf(server).flatMap(subjectsOn);
+          for (let n = 1; n <= 5; n++) {
+            const copies = seen.filter((s) => s === `Message ${n}`).length;
+            const outcome = outcomes[n - 1];
+            if (outcome === "sent") assert.equal(copies, 1, `message ${n}`);
+            else {
+              assert.equal((outcome as SmtpError).type, "unknown_outcome", `message ${n}`);
+              assert.equal(copies, 1, `message ${n} not resent`);
+            }
+          }
+          if (name === "DATA") assert.deepEqual(outcomes.slice(3), ["sent", "sent"]);
+        },
+      );
+    });
   }
+
+  it("DATA: message 3's DATA refused (554): 3 rejected in phase data, the others sent once", async () => {
+    let datas = 0;
+    await withServer(() => {
+      const script = realistic(DATA_PATH, accept);
+      return {
+        ...script,
+        DATA: async (conn, line) => {
+          if (++datas === 3) await conn.send("554 5.3.0 Message refused\r\n");
+          else await (script.DATA as (c: FaultConnection, l: string) => Promise<void>)(conn, line);
+        },
+      };
+    }, async (server) => {
+      const outcomes = await queueAll(
+        faultClient(server, { ...PLAIN, pool: { maxConnections: 1 } }),
+        5,
+      );
+      const third = outcomes[2] as SmtpError;
+      assert.deepEqual([0, 1, 3, 4].map((i) => outcomes[i]), ["sent", "sent", "sent", "sent"]);
+      assert.equal(third.type, "rejected");
+      assert.equal(third.phase, "data");
+      assert.equal(third.code, 554);
+      assert.equal(server.connections, 1);
+      assert.deepEqual(subjectsOn(connectionsOf(server)[0]), [
+        "Message 1",
+        "Message 2",
+        "Message 4",
+        "Message 5",
+      ]);
+    });
+  });
+
+  it("DATA: a zero window during message 3's data: 3 times out before its dot and goes, with 4-5, once to a new connection", async () => {
+    let stalled: FaultConnection | undefined;
+    await withServer((index) => {
+      const script = realistic(DATA_PATH, accept);
+      let datas = 0;
+      return {
+        ...script,
+        DATA: async (conn, line) => {
+          // Message 0 opens the connection; message 3 is its fourth DATA.
+          if (index > 0 || ++datas !== 4) {
+            return await (script.DATA as (c: FaultConnection, l: string) => Promise<void>)(
+              conn,
+              line,
+            );
+          }
+          stalled = conn;
+          conn.pauseReading();
+          await conn.send("354 go ahead\r\n");
+          await conn.waitClosed();
+        },
+      };
+    }, async (server) => {
+      const client = faultClient(server, {
+        ...PLAIN,
+        timeoutMs: 1500,
+        pool: { maxConnections: 1 },
+      });
+      // The connection is open before the run: composing message 3 (8 MB, twice what the
+      // kernel buffers on both ends hold here) takes a while and must not count against it.
+      assert.equal((await client.send(nth(0))).status, "sent");
+      const sends = [1, 2, 3, 4, 5].map((n) =>
+        client.send({ ...nth(n), text: "line of text\n".repeat(n === 3 ? 600_000 : 1) })
+      );
+      const outcomes = await guard(Promise.allSettled(sends), "the run with a stalled message 3");
+      stalled?.resumeReading();
+      await client.close();
+      assert.deepEqual(outcomes.map((o) => o.status === "fulfilled" ? o.value.status : o.reason), [
+        "sent",
+        "sent",
+        "sent",
+        "sent",
+        "sent",
+      ]);
+      assert.ok(stalled, "message 3 met the zero window");
+      assert.equal(server.connections, 2);
+      const [first, second] = connectionsOf(server);
+      await delivered(server);
+      // On the stalled connection only messages 0, 1 and 2 ended; 3 never got its dot there.
+      assert.equal(first.received.split("\r\n.\r\n").length - 1, 3);
+      assert.deepEqual(subjectsOn(first), ["Message 0", "Message 1", "Message 2", "Message 3"]);
+      assert.deepEqual(subjectsOn(second), ["Message 3", "Message 4", "Message 5"]);
+    });
+  });
 
   it("DATA: a drop right after message 3's data: 1-2 sent, 3 unknown, 4-5 sent once on a new connection", async () => {
     await withServer(

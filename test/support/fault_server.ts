@@ -230,7 +230,9 @@ class Connection implements FaultConnection {
   #socket: net.Socket;
   #secureContext: tls.SecureContext;
   #transcript: string[];
+  /** Unconsumed bytes: a view into `#store`, which grows by doubling (no copy per read). */
   #pending: Buffer = Buffer.alloc(0);
+  #store: Buffer = this.#pending;
   #lineTail: Buffer = Buffer.alloc(0);
   #chunks: Buffer[] = [];
   #wake: (() => void) | undefined;
@@ -297,16 +299,16 @@ class Connection implements FaultConnection {
   }
 
   readLine(): Promise<string | null> {
-    return this.#take((buffer) => {
-      const end = buffer.indexOf(CRLF);
+    return this.#take((buffer, from) => {
+      const end = buffer.indexOf(CRLF, Math.max(0, from - 1));
       return end < 0 ? -1 : end + CRLF.length;
     }, CRLF.length);
   }
 
   readData(): Promise<string | null> {
-    return this.#take((buffer) => {
+    return this.#take((buffer, from) => {
       if (buffer.subarray(0, EMPTY_DATA.length).equals(EMPTY_DATA)) return EMPTY_DATA.length;
-      const end = buffer.indexOf(END_OF_DATA);
+      const end = buffer.indexOf(END_OF_DATA, Math.max(0, from - (END_OF_DATA.length - 1)));
       return end < 0 ? -1 : end + END_OF_DATA.length;
     }, 0);
   }
@@ -321,7 +323,7 @@ class Connection implements FaultConnection {
     raw.removeAllListeners("end");
     raw.removeAllListeners("close");
     // Plaintext sent before the upgrade must never count as sent over TLS.
-    this.#pending = Buffer.alloc(0);
+    this.#pending = this.#store = Buffer.alloc(0);
     this.#lineTail = Buffer.alloc(0);
     const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: this.#secureContext });
     this.#socket = secure;
@@ -387,13 +389,28 @@ class Connection implements FaultConnection {
 
   #receive(chunk: Buffer): void {
     this.#chunks.push(chunk);
-    this.#pending = Buffer.concat([this.#pending, chunk]);
+    this.#append(chunk);
     this.#lineTail = Buffer.concat([this.#lineTail, chunk]);
     for (let end = this.#lineTail.indexOf(CRLF); end >= 0; end = this.#lineTail.indexOf(CRLF)) {
       this.#transcript.push(this.#lineTail.subarray(0, end).toString("utf8"));
       this.#lineTail = this.#lineTail.subarray(end + CRLF.length);
     }
     this.#notify();
+  }
+
+  /** Appends `chunk` to the pending bytes, in place when the store has room. */
+  #append(chunk: Buffer): void {
+    const start = this.#pending.byteOffset - this.#store.byteOffset;
+    const length = this.#pending.length + chunk.length;
+    if (start + length > this.#store.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(2 * length, 64 * 1024));
+      this.#pending.copy(grown, 0);
+      this.#store = grown;
+      this.#pending = grown.subarray(0, this.#pending.length);
+    }
+    const offset = this.#pending.byteOffset - this.#store.byteOffset;
+    chunk.copy(this.#store, offset + this.#pending.length);
+    this.#pending = this.#store.subarray(offset, offset + length);
   }
 
   #finish(): void {
@@ -414,9 +431,15 @@ class Connection implements FaultConnection {
    * returns the item's length including its terminator), consumes it and
    * returns it without the last `strip` bytes.
    */
-  async #take(measure: (buffer: Buffer) => number, strip: number): Promise<string | null> {
+  async #take(
+    measure: (buffer: Buffer, from: number) => number,
+    strip: number,
+  ): Promise<string | null> {
+    // Bytes already searched need no second look (a 20 MB message arrives in many reads).
+    let searched = 0;
     for (;;) {
-      const length = measure(this.#pending);
+      const length = measure(this.#pending, searched);
+      searched = this.#pending.length;
       if (length >= 0) {
         const item = this.#pending.subarray(0, length - strip).toString("utf8");
         this.#pending = this.#pending.subarray(length);
