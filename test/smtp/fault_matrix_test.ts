@@ -452,6 +452,7 @@ describe("fault matrix: MAIL", () => {
       assert.equal(error.code, 451);
       assert.equal(error.enhancedCode, "4.3.0");
       assert.equal(await delivered(server), false);
+      assert.equal(server.transcript.at(-1), "QUIT", "a clean refusal: the session ends with QUIT");
     });
   });
 
@@ -463,6 +464,7 @@ describe("fault matrix: MAIL", () => {
       assert.equal(error.code, 550);
       assert.equal(error.enhancedCode, "5.7.1");
       assert.equal(await delivered(server), false);
+      assert.equal(server.transcript.at(-1), "QUIT", "a clean refusal: the session ends with QUIT");
     });
   });
 
@@ -500,7 +502,7 @@ describe("fault matrix: MAIL", () => {
   it("no reply to MAIL: timeout, nothing delivered", async () => {
     await withServer({ MAIL: (conn) => conn.waitClosed() }, async (server) => {
       const error = await guard(
-        sendExpectingError(faultClient(server, { ...PLAIN, timeoutMs: 300 })),
+        sendExpectingError(faultClient(server, { ...PLAIN, timeoutMs: 1000 })),
         "the send to a server silent at MAIL",
       );
       assert.equal(error.type, "timeout");
@@ -524,6 +526,8 @@ describe("fault matrix: RCPT", () => {
         ["cy@example.org", 550, "5.1.1"],
       ]);
       assert.equal(await delivered(server), false);
+      // After a 354 anything would be message content: nothing more was written.
+      assert.equal(server.transcript.at(-1), "DATA");
     });
   });
 
@@ -556,6 +560,7 @@ describe("fault matrix: RCPT", () => {
       assert.deepEqual(error.rejected.map((r) => r.address), message.to);
       assert.match(error.message, /every recipient/);
       assert.equal(await delivered(server), false);
+      assert.equal(server.transcript.at(-1), "QUIT", "a clean refusal: the session ends with QUIT");
     });
   });
 
@@ -570,6 +575,8 @@ describe("fault matrix: RCPT", () => {
       // the connection, never the final dot, gets out of it without a delivery.
       assert.ok(server.transcript.includes("DATA"));
       assert.equal(await delivered(server), false);
+      // After a 354 anything would be message content: nothing more was written.
+      assert.equal(server.transcript.at(-1), "DATA");
     });
   });
 
@@ -583,6 +590,8 @@ describe("fault matrix: RCPT", () => {
       assert.equal(error.code, 452);
       assert.deepEqual(error.rejected.map((r) => [r.address, r.code]), [["cy@example.org", 452]]);
       assert.equal(await delivered(server), false);
+      // After a 354 anything would be message content: nothing more was written.
+      assert.equal(server.transcript.at(-1), "DATA");
     });
   });
 
@@ -596,6 +605,8 @@ describe("fault matrix: RCPT", () => {
       assert.equal(error.code, 552);
       assert.deepEqual(error.rejected.map((r) => [r.address, r.code]), [["cy@example.org", 552]]);
       assert.equal(await delivered(server), false);
+      // After a 354 anything would be message content: nothing more was written.
+      assert.equal(server.transcript.at(-1), "DATA");
     });
   });
 });
@@ -609,6 +620,7 @@ describe("fault matrix: DATA", () => {
       assert.equal(error.code, 554);
       assert.equal(error.enhancedCode, "5.3.0");
       assert.equal(await delivered(server), false);
+      assert.equal(server.transcript.at(-1), "QUIT", "a clean refusal: the session ends with QUIT");
     });
   });
 
@@ -645,7 +657,7 @@ describe("fault matrix: DATA", () => {
       },
     }, async (server) => {
       const error = await guard(
-        sendExpectingError(faultClient(server, { ...PLAIN, timeoutMs: 500 }), big),
+        sendExpectingError(faultClient(server, { ...PLAIN, timeoutMs: 1000 }), big),
         "the send to a server that stopped reading",
       );
       assert.equal(error.type, "timeout");
@@ -682,7 +694,7 @@ describe("fault matrix: DATA, the write that carries the final dot", () => {
     };
     await withServer({}, async (server) => {
       const error = await guard(
-        sendExpectingError(faultClient(server, { ...PLAIN, connect, timeoutMs: 300 })),
+        sendExpectingError(faultClient(server, { ...PLAIN, connect, timeoutMs: 1000 })),
         "the send whose last write stalls",
       );
       assert.equal(error.type, "timeout", error.message);
@@ -728,6 +740,8 @@ describe("fault matrix: after the final dot", () => {
       assert.equal(error.code, 554);
       assert.equal(error.enhancedCode, "5.7.1");
       assert.equal(server.connections, 1);
+      await delivered(server);
+      assert.equal(server.transcript.at(-1), "QUIT", "a clean refusal: the session ends with QUIT");
     });
   });
 
@@ -738,6 +752,8 @@ describe("fault matrix: after the final dot", () => {
       assert.equal(error.phase, "message");
       assert.equal(error.code, 451);
       assert.equal(server.connections, 1);
+      await delivered(server);
+      assert.equal(server.transcript.at(-1), "QUIT", "a clean refusal: the session ends with QUIT");
       assert.equal(server.transcript.filter((line) => line === ".").length, 1);
     });
   });
@@ -755,7 +771,7 @@ describe("fault matrix: after the final dot", () => {
 
   it("250, then QUIT never answered: still sent, close() bounded by the deadline", async () => {
     await withServer({ QUIT: (conn) => conn.waitClosed() }, async (server) => {
-      const client = faultClient(server, { ...PLAIN, timeoutMs: 300 });
+      const client = faultClient(server, { ...PLAIN, timeoutMs: 1000 });
       const result = await client.send(message);
       await guard(client.close(), "close() while the server ignores QUIT");
       assert.equal(result.status, "sent");
@@ -923,7 +939,7 @@ describe("fault matrix: STARTTLS and TLS", () => {
       },
     }, async (server) => {
       const error = await guard(
-        sendExpectingError(faultClient(server, { timeoutMs: 300 })),
+        sendExpectingError(faultClient(server, { timeoutMs: 1000 })),
         "the send over a handshake that never completes",
       );
       assert.equal(error.type, "timeout", error.message);
