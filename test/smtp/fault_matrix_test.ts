@@ -670,10 +670,8 @@ describe("fault matrix: DATA", () => {
       assert.equal(await delivered(server), false);
     });
   });
-});
 
-describe("fault matrix: DATA, the write that carries the final dot", () => {
-  it("stalls (zero window) until the deadline: timeout, not unknown_outcome — the dot never left", async () => {
+  it("the write that carries the final dot stalls until the deadline: timeout, not unknown_outcome", async () => {
     // The socket accepts everything but the write that ends the data, as a kernel
     // whose buffers the stalled server filled would: that write never completes.
     const connect: Connect = async (options) => {
