@@ -671,9 +671,10 @@ describe("fault matrix: DATA", () => {
     });
   });
 
-  it("the write that carries the final dot stalls until the deadline: timeout, not unknown_outcome", async () => {
-    // The socket accepts everything but the write that ends the data, as a kernel
-    // whose buffers the stalled server filled would: that write never completes.
+  it("stalls (zero window) until the deadline: timeout, not unknown_outcome — the dot never left", async () => {
+    // The write that carries the final dot stalls: the socket accepts everything but
+    // the write that ends the data, as a kernel whose buffers a stalled server filled
+    // would, so that write never completes.
     const connect: Connect = async (options) => {
       const socket = await denoConnect(options);
       const decoder = new TextDecoder();
