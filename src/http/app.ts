@@ -49,7 +49,7 @@ import {
 } from "./policy.ts";
 import { createRedactor, secretsOf } from "./redact.ts";
 import { errorResponse, jsonBody, routeError } from "./responses.ts";
-import { BatchRequestSchema, SendRequestSchema } from "./schemas.ts";
+import { BatchRequestSchema, SendRequestSchema } from "./request_schemas.ts";
 import { handleBatch, handleSend, type SendDependencies } from "./send.ts";
 
 /** Options of {@linkcode createApp}. */

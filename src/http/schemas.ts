@@ -1,13 +1,14 @@
 /**
  * The valibot schemas of the HTTP API besides the message itself: the batch
- * request, the Result, the batch answer, the health answer and the error
- * bodies. The OpenAPI document is generated from these and `MessageSchema`.
+ * request (from `request_schemas.ts`), the Result, the batch answer, the
+ * health answer and the error bodies. The OpenAPI document is generated from
+ * these and `MessageSchema`. Only the OpenAPI build and tests import this
+ * module; the app validates with `request_schemas.ts`.
  *
  * @module
  */
 
 import * as v from "valibot";
-import { MessageSchema } from "../message/schema.ts";
 import { SMTP_PHASES } from "../smtp/types.ts";
 import { HTTP_ERROR_TYPES } from "./problems.ts";
 
@@ -15,27 +16,8 @@ import { HTTP_ERROR_TYPES } from "./problems.ts";
 const ERROR_TYPES = HTTP_ERROR_TYPES;
 const PHASES = SMTP_PHASES;
 
-/** A message as the request body of `POST /send` (`components/schemas/Message`). */
-export const SendRequestSchema = v.pipe(MessageSchema, v.metadata({ ref: "Message" }));
-
-/** The body of `POST /send/batch`: 1 or more messages (at most `MAX_BATCH`, checked apart). */
-export const BatchRequestSchema = v.pipe(
-  v.strictObject(
-    {
-      messages: v.pipe(
-        v.array(MessageSchema, "must be an array of messages"),
-        v.minLength(1, "must hold at least one message"),
-      ),
-    },
-    (issue) =>
-      issue.path === undefined
-        ? 'must be an object { "messages": [ … ] }'
-        : issue.expected === "never"
-        ? "is not a known field"
-        : "is required",
-  ),
-  v.metadata({ ref: "BatchRequest" }),
-);
+/** The request bodies (validated at run time), re-exported with the response schemas. */
+export { BatchRequestSchema, SendRequestSchema } from "./request_schemas.ts";
 
 const TokenSchema = v.nullable(v.union([v.string(), v.number()]));
 
