@@ -1,7 +1,8 @@
 /**
  * Reads a JSON request body once: the size limit is enforced while the bytes
- * arrive (with or without `Content-Length`), the bytes are decoded as strict
- * UTF-8 as they come and dropped right away, and the text is parsed once.
+ * arrive (with or without `Content-Length`), each chunk is dropped as soon as
+ * it is copied into one buffer, that buffer is decoded once as strict UTF-8
+ * and dropped, and the text is parsed once.
  * Long string values (base64 attachments) are not copied out of the text by
  * the parser: they become slices of it (see {@linkcode parseJsonSharingStrings}).
  * So a 14 MB body costs about one copy of its text, never also a buffered copy
@@ -117,16 +118,16 @@ function release(buffer: ArrayBufferLike): void {
 }
 
 /**
- * Releases a chunk read from the stream once it is copied, when the chunk
- * spans its whole buffer: the reader owns a chunk handed to it, and a view
- * of part of a buffer may share it with its producer.
+ * Releases a chunk read from the stream once it is copied, when the reader
+ * owns its buffer: every chunk of a byte stream (enqueueing one transfers its
+ * buffer to the stream, so its producer cannot touch it again), and of other
+ * streams only a chunk that spans its whole buffer (a view of part of a
+ * buffer may share it with its producer).
  */
-function releaseChunk(chunk: Uint8Array): void {
+function releaseChunk(chunk: Uint8Array, byteStream: boolean): void {
   const { buffer } = chunk;
-  if (
-    chunk.byteOffset === 0 && chunk.byteLength === buffer.byteLength &&
-    !(typeof SharedArrayBuffer === "function" && buffer instanceof SharedArrayBuffer)
-  ) {
+  if (typeof SharedArrayBuffer === "function" && buffer instanceof SharedArrayBuffer) return;
+  if (byteStream || (chunk.byteOffset === 0 && chunk.byteLength === buffer.byteLength)) {
     release(buffer);
   }
 }
@@ -137,23 +138,27 @@ interface GatherOptions {
 }
 
 /**
- * The body's bytes in one buffer. A byte stream (Workers' request bodies are;
- * `Deno.serve`'s are not) is read straight into that buffer (BYOB), so no
- * chunk is allocated per read; other streams are copied chunk by chunk.
+ * The body's bytes in one buffer, copied chunk by chunk, each chunk released
+ * as soon as it is copied. Not read BYOB even where the body is a byte stream
+ * (`Deno.serve`'s and Workers' are): measured on `Deno.serve` with a 14 MB
+ * body, its BYOB reads still go through a 64 KiB buffer per read that is left
+ * to the garbage collector, +16 MB at the peak (44 MB against 30 MB).
  */
 async function gatherBytes(
   body: ReadableStream<Uint8Array>,
   options: GatherOptions,
 ): Promise<Uint8Array | typeof TOO_LARGE> {
-  let byob: ReadableStreamBYOBReader | undefined;
+  return await gatherChunks(body.getReader(), { ...options, byteStream: isByteStream(body) });
+}
+
+/** Whether `body` is a byte stream (it can be read BYOB); leaves it unlocked. */
+function isByteStream(body: ReadableStream<Uint8Array>): boolean {
   try {
-    byob = body.getReader({ mode: "byob" });
+    body.getReader({ mode: "byob" }).releaseLock();
+    return true;
   } catch {
-    // Not a byte stream: read its chunks.
+    return false;
   }
-  return byob === undefined
-    ? await gatherChunks(body.getReader(), options)
-    : await gatherInto(byob, options);
 }
 
 /** The size to grow a buffer of `size` octets to so that it holds `needed`. */
@@ -176,38 +181,10 @@ function grow(bytes: Uint8Array, length: number, size: number): Uint8Array<Array
   return grown;
 }
 
-/** Reads a byte stream into one buffer; it always has a spare octet to see one too many. */
-async function gatherInto(
-  reader: ReadableStreamBYOBReader,
-  options: GatherOptions,
-): Promise<Uint8Array | typeof TOO_LARGE> {
-  let buffer = new Uint8Array(firstSize(options) + 1);
-  let length = 0;
-  try {
-    for (;;) {
-      if (length === buffer.length) {
-        buffer = grow(buffer, length, grownSize(length, length + 1, options) + 1);
-      }
-      const { done, value } = await reader.read(buffer.subarray(length));
-      // The read transfers the buffer: carry on with the one it came back in.
-      if (value !== undefined) buffer = new Uint8Array(value.buffer);
-      if (done) break;
-      length += value.byteLength;
-      if (length > options.maxBytes) {
-        await reader.cancel().catch(() => {});
-        return TOO_LARGE;
-      }
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  return buffer.subarray(0, length);
-}
-
 /** Copies the chunks of a stream into one buffer. */
 async function gatherChunks(
   reader: ReadableStreamDefaultReader<Uint8Array>,
-  options: GatherOptions,
+  options: GatherOptions & { byteStream: boolean },
 ): Promise<Uint8Array | typeof TOO_LARGE> {
   let buffer = new Uint8Array(firstSize(options));
   let length = 0;
@@ -224,7 +201,7 @@ async function gatherChunks(
         buffer = grow(buffer, length, grownSize(buffer.length, needed, options));
       }
       buffer.set(value, length);
-      releaseChunk(value);
+      releaseChunk(value, options.byteStream);
       length = needed;
     }
   } finally {
