@@ -18,7 +18,7 @@ import { isAbortError, SmtpError } from "./errors.ts";
 import { resolvePoolOptions, resolveSessionOptions, type SmtpClientOptions } from "./options.ts";
 import { ConnectionPool, type PoolSendReport } from "./pool.ts";
 import { SmtpSession } from "./session.ts";
-import type { Transaction } from "./transactions.ts";
+import type { Transaction } from "./transaction_plan.ts";
 import type { SendResult, SmtpPhase, StatusEvent, StepOptions } from "./types.ts";
 import type { SessionOptions } from "./handshake.ts";
 

@@ -18,12 +18,8 @@ import { abortErrorFrom } from "./deadline.ts";
 import type { SessionOptions } from "./handshake.ts";
 import type { PoolOptions } from "./options.ts";
 import { SmtpSession } from "./session.ts";
-import type {
-  QueuedSend,
-  SendSettlement,
-  Transaction,
-  TransactionOutcome,
-} from "./transactions.ts";
+import type { QueuedSend, SendSettlement } from "./transaction_flight.ts";
+import type { Transaction, TransactionOutcome } from "./transaction_plan.ts";
 import type { StepOptions } from "./types.ts";
 
 /** What a send reports besides its outcome. */

@@ -10,19 +10,14 @@
 import type { Capabilities } from "./capabilities.ts";
 import { withDeadline } from "./deadline.ts";
 import { openConnection, type SessionOptions } from "./handshake.ts";
-import {
-  type QueuedSend,
-  type SendSettlement,
-  type SendSource,
-  type Transaction,
-  type TransactionOutcome,
-  TransactionStream,
-} from "./transactions.ts";
+import type { QueuedSend, SendSettlement, SendSource } from "./transaction_flight.ts";
+import type { Transaction, TransactionOutcome } from "./transaction_plan.ts";
+import { TransactionStream } from "./transactions.ts";
 import type { SmtpPhase, StepOptions } from "./types.ts";
 import type { Wire } from "./wire.ts";
 
 export type { SessionOptions, SmtpAuth } from "./handshake.ts";
-export type { DsnRequest, Transaction, TransactionOutcome } from "./transactions.ts";
+export type { DsnRequest, Transaction, TransactionOutcome } from "./transaction_plan.ts";
 
 /** How a session uses its connection. */
 export interface SessionMode {
