@@ -16,7 +16,6 @@
 import type { Context } from "hono";
 // Four routes: the small PatternRouter preset (hono/tiny) instead of the full router set.
 import { Hono } from "hono/tiny";
-import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { parseMailbox } from "../message/address.ts";
@@ -113,19 +112,21 @@ export function createApp(config: Config, options: AppOptions = {}): Hono {
   app.use(requestId());
   app.use(requestLog(options.logFormat ?? "plain"));
   app.use(secureHeaders());
-  app.use(methodNotAllowed({
-    app,
-    onMethodNotAllowed: (c, methods) =>
-      reply(c, routeError("method_not_allowed", `Use ${methods.join(" or ")} here.`), 405, {
-        Allow: methods.join(", "),
-      }),
-  }));
   // A refused origin gets its 403 (and its log line) before CORS can answer a preflight.
   app.use(originGuard(config, redact));
   app.use(corsHeaders(config));
-  app.notFound((c) =>
-    reply(c, routeError("not_found", `There is no such route; the routes are ${ROUTES}.`), 404)
-  );
+  app.notFound((c) => {
+    const methods = allowedMethods(app, c.req.path);
+    if (methods.length === 0) {
+      return reply(
+        c,
+        routeError("not_found", `There is no such route; the routes are ${ROUTES}.`),
+        404,
+      );
+    }
+    const message = `Use ${methods.join(" or ")} here.`;
+    return reply(c, routeError("method_not_allowed", message), 405, { Allow: methods.join(", ") });
+  });
   app.onError((error, c) => errorResponse(c, redact, error));
 
   const auth = authGuard(config, redact);
@@ -178,4 +179,19 @@ export function createApp(config: Config, options: AppOptions = {}): Hono {
   app.get("/openapi.json", openApiHandler(config));
 
   return app;
+}
+
+/**
+ * The methods a route path answers (a GET route also answers HEAD): a request
+ * that matched no route but whose path has one gets 405 with these in `Allow`.
+ * The routes are plain paths, so comparing the path is the whole match.
+ */
+function allowedMethods(app: Hono, path: string): string[] {
+  const methods = new Set<string>();
+  for (const route of app.routes) {
+    if (route.path !== path || route.method === "ALL") continue;
+    methods.add(route.method);
+    if (route.method === "GET") methods.add("HEAD");
+  }
+  return [...methods];
 }
