@@ -17,7 +17,6 @@ import type { Context } from "hono";
 // Four routes: the small PatternRouter preset (hono/tiny) instead of the full router set.
 import { Hono } from "hono/tiny";
 import { requestId } from "hono/request-id";
-import { secureHeaders } from "hono/secure-headers";
 import { parseMailbox } from "../message/address.ts";
 import type { SmtpClient } from "../smtp/client.ts";
 import type { Connect } from "../socket/socket.ts";
@@ -49,6 +48,7 @@ import {
 import { createRedactor, secretsOf } from "./redact.ts";
 import { errorResponse, jsonBody, routeError } from "./responses.ts";
 import { BatchRequestSchema, SendRequestSchema } from "./request_schemas.ts";
+import { secureHeaders } from "./secure_headers.ts";
 import { handleBatch, handleSend, type SendDependencies } from "./send.ts";
 
 /** Options of {@linkcode createApp}. */
