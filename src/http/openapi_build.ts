@@ -12,7 +12,7 @@ import { toJsonSchemaDefs } from "@valibot/to-json-schema";
 import type * as v from "valibot";
 import denoJson from "../../deno.json" with { type: "json" };
 import { AddressListSchema, AddressSchema } from "../message/address_schema.ts";
-import { MessageSchema } from "../message/schema.ts";
+import { ValidatedMessageSchema } from "../message/schema.ts";
 import {
   BatchDoneSchema,
   BatchRequestSchema,
@@ -38,7 +38,8 @@ type AnySchema = v.BaseSchema<unknown, unknown, v.BaseIssue<unknown>>;
 const DEFINITIONS: Record<string, AnySchema> = {
   Address: AddressSchema as AnySchema,
   AddressList: AddressListSchema as AnySchema,
-  Message: MessageSchema as AnySchema,
+  // The request schemas validate with it; the document is MessageSchema's (the seal is no shape).
+  Message: ValidatedMessageSchema as AnySchema,
   BatchRequest: BatchRequestSchema as AnySchema,
   Result: ResultSchema as AnySchema,
   BatchResult: BatchResultSchema as AnySchema,

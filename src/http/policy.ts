@@ -8,7 +8,12 @@
  */
 
 import type { Mailbox } from "../message/address.ts";
-import { countRecipients, type Message } from "../message/schema.ts";
+import {
+  countRecipients,
+  type Message,
+  type ValidatedMessage,
+  withDefaultSender,
+} from "../message/schema.ts";
 import type { ValidationIssue } from "../message/validation_issues.ts";
 import type { Config } from "./config.ts";
 import type { Allowlist } from "./config_values.ts";
@@ -30,8 +35,14 @@ export interface Policy {
   defaultFrom?: Mailbox;
 }
 
-/** The message ready to send (default sender applied), or why it may not be sent. */
-export function admitMessage(message: Message, policy: Policy): Message | Refusal {
+/**
+ * The message ready to send (default sender applied), or why it may not be
+ * sent. It stays a `ValidatedMessage`: the client sends it without validating again.
+ */
+export function admitMessage(
+  message: ValidatedMessage,
+  policy: Policy,
+): ValidatedMessage | Refusal {
   const sent = withSender(message, policy.defaultFrom);
   const token = tokenOf(message);
   if (sent === undefined) return validationRefusal([missingFrom("from")], token);
@@ -40,7 +51,10 @@ export function admitMessage(message: Message, policy: Policy): Message | Refusa
 }
 
 /** The messages of a batch ready to send, or why the batch may not be sent (all or nothing). */
-export function admitBatch(messages: Message[], policy: Policy): Message[] | Refusal {
+export function admitBatch(
+  messages: ValidatedMessage[],
+  policy: Policy,
+): ValidatedMessage[] | Refusal {
   const { config } = policy;
   if (messages.length > config.maxBatch) {
     return {
@@ -61,7 +75,7 @@ export function admitBatch(messages: Message[], policy: Policy): Message[] | Ref
     const violation = checkPolicy(message!, config, `messages[${i}]`);
     if (violation !== undefined) return policyRefusal(violation, null);
   }
-  return sent as Message[];
+  return sent as ValidatedMessage[];
 }
 
 /**
@@ -121,10 +135,12 @@ function policyRefusal(violation: PolicyViolation, token: unknown): Refusal {
 }
 
 /** `from`, or the default sender; `undefined` when there is neither. */
-function withSender(message: Message, defaultFrom: Mailbox | undefined): Message | undefined {
+function withSender(
+  message: ValidatedMessage,
+  defaultFrom: Mailbox | undefined,
+): ValidatedMessage | undefined {
   if (message.from !== undefined) return message;
-  if (defaultFrom === undefined) return undefined;
-  return { ...message, from: { ...defaultFrom } };
+  return defaultFrom === undefined ? undefined : withDefaultSender(message, defaultFrom);
 }
 
 function missingFrom(path: string): ValidationIssue {

@@ -8,17 +8,19 @@
  */
 
 import * as v from "valibot";
-import { MessageSchema } from "../message/schema.ts";
+import { ValidatedMessageSchema } from "../message/schema.ts";
+
+// ValidatedMessageSchema: what a route validated is sent as it is (SmtpClient.sendValidated).
 
 /** A message as the request body of `POST /send` (`components/schemas/Message`). */
-export const SendRequestSchema = v.pipe(MessageSchema, v.metadata({ ref: "Message" }));
+export const SendRequestSchema = v.pipe(ValidatedMessageSchema, v.metadata({ ref: "Message" }));
 
 /** The body of `POST /send/batch`: 1 or more messages (at most `MAX_BATCH`, checked apart). */
 export const BatchRequestSchema = v.pipe(
   v.strictObject(
     {
       messages: v.pipe(
-        v.array(MessageSchema, "must be an array of messages"),
+        v.array(ValidatedMessageSchema, "must be an array of messages"),
         v.minLength(1, "must hold at least one message"),
       ),
     },

@@ -10,7 +10,7 @@
 
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
-import type { Message } from "../message/schema.ts";
+import type { ValidatedMessage } from "../message/schema.ts";
 import { sendSettled, type SmtpClient } from "../smtp/client.ts";
 import type { StatusEvent } from "../smtp/result.ts";
 import type { ClientLease } from "./client_lease.ts";
@@ -42,10 +42,13 @@ function wantsEventStream(c: Context): boolean {
   return (c.req.header("Accept") ?? "").toLowerCase().includes("text/event-stream");
 }
 
-/** Answers `POST /send` for a validated message whose `from` is resolved. */
+/**
+ * Answers `POST /send` for a validated message whose `from` is resolved. A
+ * `ValidatedMessage`: the client sends it as it is, without parsing it again.
+ */
 export async function handleSend(
   c: Context,
-  message: Message,
+  message: ValidatedMessage,
   deps: SendDependencies,
 ): Promise<Response> {
   if (wantsEventStream(c)) return streamSends(c, [message], deps, { batch: false });
@@ -71,7 +74,7 @@ export async function handleSend(
 /** Answers `POST /send/batch`: every message concurrently, results in input order. */
 export async function handleBatch(
   c: Context,
-  messages: Message[],
+  messages: ValidatedMessage[],
   deps: SendDependencies,
 ): Promise<Response> {
   if (wantsEventStream(c)) return streamSends(c, messages, deps, { batch: true });
@@ -100,7 +103,7 @@ export function countResults(
 
 function streamSends(
   c: Context,
-  messages: Message[],
+  messages: ValidatedMessage[],
   deps: SendDependencies,
   options: { batch: boolean },
 ): Response {
@@ -170,7 +173,7 @@ function statusData(event: StatusEvent, token: unknown): StatusData {
 async function settle(
   c: Context,
   client: SmtpClient,
-  message: Message,
+  message: ValidatedMessage,
   deps: SendDependencies,
   options: { index?: number; gone?: AbortSignal; onStatus?: (event: StatusEvent) => void },
 ): Promise<HttpResult> {

@@ -244,6 +244,31 @@ function seal(message: Message): ValidatedMessage {
   return message as ValidatedMessage;
 }
 
+/**
+ * {@linkcode MessageSchema} whose output is a {@linkcode ValidatedMessage}
+ * (frozen and marked), so that what it validated is sent as it is, never
+ * validated again. The HTTP function's request schemas use it.
+ */
+export const ValidatedMessageSchema: v.GenericSchema<MessageInput, ValidatedMessage> = v.pipe(
+  MessageSchema,
+  v.transform(seal),
+);
+
+/**
+ * `message` with `sender` as its `from` when it has none (a default sender,
+ * `MAIL_FROM`): a new {@linkcode ValidatedMessage} sharing everything else;
+ * `message` itself when it has a sender. `sender` must be what
+ * {@linkcode parseMailbox} returned.
+ *
+ * @throws {TypeError} when `message` is not a {@linkcode ValidatedMessage}.
+ */
+export function withDefaultSender(message: ValidatedMessage, sender: Mailbox): ValidatedMessage {
+  if (!isValidatedMessage(message)) {
+    throw new TypeError("withDefaultSender takes a ValidatedMessage (what parseMessage returns)");
+  }
+  return message.from === undefined ? seal({ ...message, from: { ...sender } }) : message;
+}
+
 /** Options for {@linkcode parseMessage}. */
 export interface ParseMessageOptions {
   /** The sender used when the message has no `from` (`MAIL_FROM`), e.g. `"App <app@example.com>"`. */
@@ -283,10 +308,10 @@ export function safeParseMessage(
     issues.unshift({ path: "from", message: "is required (no default sender is configured)" });
   }
   if (!result.success || issues.length > 0) return { success: false, issues };
-  const message = result.output;
+  const message = seal(result.output);
   return {
     success: true,
-    message: seal(message.from === undefined ? { ...message, from: { ...defaultFrom! } } : message),
+    message: defaultFrom ? withDefaultSender(message, defaultFrom) : message,
   };
 }
 

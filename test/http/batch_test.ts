@@ -7,7 +7,13 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createApp } from "../../src/http/app.ts";
 import { loadConfig } from "../../src/http/config.ts";
-import { SmtpClient } from "../../src/smtp/client.ts";
+import {
+  isValidatedMessage,
+  type MessageInput,
+  type ValidatedMessage,
+} from "../../src/message/schema.ts";
+import { type SendOptions, SmtpClient } from "../../src/smtp/client.ts";
+import type { SendResult } from "../../src/smtp/types.ts";
 import { jsonPost } from "../support/requests.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
 import { readEvents } from "../support/sse.ts";
@@ -31,15 +37,38 @@ after(async () => {
   await server.close();
 });
 
-function app() {
-  const config = loadConfig({
+function configOf() {
+  return loadConfig({
     SMTP_URL: `smtp://127.0.0.1:${server.port}`,
     SMTP_CA_CERT: server.caCert,
     API_KEYS: API_KEY,
     MAIL_FROM: "app@example.com",
   });
+}
+
+function app() {
+  const config = configOf();
   client ??= new SmtpClient({ ...config.smtp, pool: { maxConnections: 3, idleTimeoutMs: 200 } });
   return createApp(config, { client });
+}
+
+/**
+ * An SmtpClient that notes, for each message it is handed, whether it is a
+ * ValidatedMessage, and how many messages it had been handed when each send ended.
+ */
+class WatchedClient extends SmtpClient {
+  validated: boolean[] = [];
+  handedWhenDone: number[] = [];
+
+  override send(
+    message: MessageInput | ValidatedMessage,
+    options?: SendOptions,
+  ): Promise<SendResult> {
+    this.validated.push(isValidatedMessage(message));
+    const sent = super.send(message, options);
+    sent.finally(() => this.handedWhenDone.push(this.validated.length)).catch(() => {});
+    return sent;
+  }
 }
 
 function request(messages: unknown[], accept = "application/json"): RequestInit {
@@ -93,5 +122,27 @@ describe("POST /send/batch", () => {
     // Ids count up from 1 without gaps: no event was lost on the way.
     assert.deepEqual(events.map((event) => Number(event.id)), events.map((_, i) => i + 1));
     assert.equal(rcpt.length, 4);
+  });
+
+  it("hands every message to the client at once, validated once: the pool bounds concurrency", async () => {
+    const config = configOf();
+    const watched = new WatchedClient({
+      ...config.smtp,
+      pool: { maxConnections: 2, idleTimeoutMs: 200 },
+    });
+    try {
+      const batch = Array.from({ length: 12 }, (_, i) => ({ to: "a@example.com", text: `m${i}` }));
+      const response = await createApp(config, { client: watched }).request(
+        "/send/batch",
+        request(batch),
+      );
+      const { results } = await response.json();
+      assert.deepEqual(results.map((r: { status: string }) => r.status), batch.map(() => "sent"));
+      assert.deepEqual(watched.validated, batch.map(() => true), "parsed again by the client");
+      // No send waited for another before it was queued: all 12 were in before the first ended.
+      assert.deepEqual(watched.handedWhenDone, batch.map(() => batch.length));
+    } finally {
+      await watched.close();
+    }
   });
 });

@@ -4,7 +4,8 @@
  * `@domain` entries against exact addresses, MAIL_FROM as the default and
  * always-allowed sender, MAX_RECIPIENTS over to+cc+bcc, MAX_BATCH, and the
  * status and body of each refusal. Configurations come from loadConfig and
- * messages from MessageSchema, as in the HTTP function.
+ * messages from ValidatedMessageSchema, as in the HTTP function; what is
+ * admitted stays a ValidatedMessage, so the client never validates it again.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -21,7 +22,12 @@ import {
   validationProblem,
 } from "../../src/http/policy.ts";
 import { parseMailbox } from "../../src/message/address.ts";
-import { type Message, type MessageInput, MessageSchema } from "../../src/message/schema.ts";
+import {
+  isValidatedMessage,
+  type MessageInput,
+  type ValidatedMessage,
+  ValidatedMessageSchema,
+} from "../../src/message/schema.ts";
 
 const API_KEY = "policy-test-key-12345";
 
@@ -40,16 +46,16 @@ function policyFor(config: Config): Policy {
 }
 
 /** A request body as the HTTP function validates it (with a text: empty messages are refused). */
-function message(input: MessageInput): Message {
-  return v.parse(MessageSchema, { text: "Hi", ...input });
+function message(input: MessageInput): ValidatedMessage {
+  return v.parse(ValidatedMessageSchema, { text: "Hi", ...input });
 }
 
-function admitted(result: Message | Refusal): Message {
+function admitted(result: ValidatedMessage | Refusal): ValidatedMessage {
   assert.ok(!isRefusal(result), `refused: ${JSON.stringify(result)}`);
-  return result as Message;
+  return result as ValidatedMessage;
 }
 
-function refused(result: Message | Refusal | Message[]): Refusal {
+function refused(result: ValidatedMessage | Refusal | ValidatedMessage[]): Refusal {
   assert.ok(isRefusal(result), "expected a refusal");
   return result;
 }
@@ -156,6 +162,9 @@ describe("admitMessage: the sender", () => {
       address: "app@notify.example.net",
       smtputf8: false,
     });
+    assert.ok(isValidatedMessage(sent), "MAIL_FROM applied: still a ValidatedMessage");
+    const own = message({ from: "Billing@Invoices.Example.com", to: "bob@example.org" });
+    assert.equal(admitMessage(own, policy), own, "a message with its own from is sent as it is");
   });
 
   it("always allows MAIL_FROM as from, in any domain case, besides ALLOWED_FROM", () => {
@@ -318,6 +327,7 @@ describe("admitBatch", () => {
     ], policy);
     assert.ok(Array.isArray(sent));
     assert.deepEqual(sent.map((m) => m.from?.address), ["app@example.com", "app@example.com"]);
+    assert.ok(sent.every(isValidatedMessage), "every message is still a ValidatedMessage");
   });
 
   it("refuses more than MAX_BATCH messages with 413", () => {

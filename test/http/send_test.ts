@@ -11,7 +11,13 @@ import * as net from "node:net";
 import type { Hono } from "hono";
 import { createApp } from "../../src/http/app.ts";
 import { type Config, loadConfig } from "../../src/http/config.ts";
-import { SmtpClient } from "../../src/smtp/client.ts";
+import {
+  isValidatedMessage,
+  type MessageInput,
+  type ValidatedMessage,
+} from "../../src/message/schema.ts";
+import { type SendOptions, SmtpClient } from "../../src/smtp/client.ts";
+import type { SendResult } from "../../src/smtp/types.ts";
 import {
   type FaultServer,
   smtpScript,
@@ -345,6 +351,33 @@ describe("cancellation", () => {
     assert.ok(log, `no log line: ${lines.join("\n")}`);
     assert.ok(log.includes(body.messageId) && log.includes("LATE1"), log);
     for (const secret of SECRETS) assert.ok(!lines.join("\n").includes(secret));
+  });
+});
+
+/** An SmtpClient that notes, for each message it is handed, whether it is a ValidatedMessage. */
+class WatchedClient extends SmtpClient {
+  validated: boolean[] = [];
+
+  override send(
+    message: MessageInput | ValidatedMessage,
+    options?: SendOptions,
+  ): Promise<SendResult> {
+    this.validated.push(isValidatedMessage(message));
+    return super.send(message, options);
+  }
+}
+
+describe("POST /send: validated once", () => {
+  it("hands the client the message it validated, which is sent without parsing it again", async () => {
+    const config = serverConfig();
+    const client = new WatchedClient({ ...config.smtp, pool: { idleTimeoutMs: 200 } });
+    clients.push(client);
+    const app = createApp(config, { client });
+    // MAIL_FROM applied (a new message, a ValidatedMessage all the same), then its own from.
+    for (const body of [message, { ...message, from: "app@example.com" }]) {
+      assert.equal((await json(await app.request("/send", send(body)), 200)).status, "sent");
+    }
+    assert.deepEqual(client.validated, [true, true]);
   });
 });
 
