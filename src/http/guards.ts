@@ -8,16 +8,15 @@
  */
 
 import type { Context, MiddlewareHandler } from "hono";
-import { bearerAuth } from "hono/bearer-auth";
 import { cors } from "hono/cors";
 import * as v from "valibot";
 import { toValidationIssues } from "../message/validation_issues.ts";
 import { readJsonBody } from "./body.ts";
 import type { Config } from "./config.ts";
 import { type Refusal, validationProblem } from "./policy.ts";
+import { sha256Hex } from "./caller.ts";
 import { problem, tokenOf } from "./problems.ts";
-import { type Redact, stringifyRedacted } from "./redact.ts";
-import { noteErrorType } from "./logging.ts";
+import type { Redact } from "./redact.ts";
 import { jsonBody } from "./responses.ts";
 
 /** The headers every response exposes to a browser page (`Access-Control-Expose-Headers`). */
@@ -91,26 +90,46 @@ export function originGuard(config: Config, redact: Redact): MiddlewareHandler {
   };
 }
 
-/** Bearer auth against `API_KEYS` (constant-time); every failure is a JSON 401. */
+/** What `Authorization: Bearer <token>` may carry (RFC 6750 `b64token`). */
+const BEARER_TOKEN = /^[A-Za-z0-9._~+/-]+=*$/;
+
+/**
+ * Bearer auth against `API_KEYS`; every failure is a JSON 401 with its
+ * `WWW-Authenticate` challenge (RFC 6750: `realm=""` when no key was sent,
+ * `error="invalid_request"` for a malformed header, `error="invalid_token"`
+ * for an unknown key). Keys are compared as SHA-256 digests, each in full and
+ * against every key, so the time taken says nothing about any key.
+ */
 export function authGuard(config: Config, redact: Redact): MiddlewareHandler {
   if (config.apiKeys.length === 0) return async (_c, next) => await next();
-  const unauthorized = (message: string) => (c: Context) => {
-    noteErrorType(c, "unauthorized");
-    return new Response(stringifyRedacted(problem("unauthorized", message), redact), {
-      status: 401,
-      headers: { "Content-Type": "application/json; charset=UTF-8" },
+  let keyDigests: Promise<string[]> | undefined;
+  const refuse = (c: Context, challenge: string, message: string) =>
+    jsonBody(c, redact, problem("unauthorized", message), 401, {
+      "WWW-Authenticate": `Bearer ${challenge}`,
     });
+  return async (c, next) => {
+    const header = c.req.header("Authorization");
+    if (!header) {
+      return refuse(c, 'realm=""', "An API key is required: send Authorization: Bearer <key>.");
+    }
+    const token = /^bearer /i.test(header) ? header.slice(7).trimStart() : "";
+    if (!BEARER_TOKEN.test(token)) {
+      return refuse(c, 'error="invalid_request"', "The Authorization header must be Bearer <key>.");
+    }
+    keyDigests ??= Promise.all(config.apiKeys.map((key) => sha256Hex(key)));
+    const digest = await sha256Hex(token);
+    let known = false;
+    for (const keyDigest of await keyDigests) known = sameDigest(keyDigest, digest) || known;
+    if (!known) return refuse(c, 'error="invalid_token"', "The API key is not valid.");
+    return await next();
   };
-  return bearerAuth({
-    token: config.apiKeys,
-    noAuthenticationHeader: {
-      message: unauthorized("An API key is required: send Authorization: Bearer <key>."),
-    },
-    invalidAuthenticationHeader: {
-      message: unauthorized("The Authorization header must be Bearer <key>."),
-    },
-    invalidToken: { message: unauthorized("The API key is not valid.") },
-  });
+}
+
+/** Compares two hex digests of equal length in constant time (no early exit). */
+function sameDigest(a: string, b: string): boolean {
+  let difference = a.length ^ b.length;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
 }
 
 /** `GET /health?smtp=1` opens an SMTP session: it needs the API key when keys are set. */
