@@ -7,9 +7,7 @@
  * @module
  */
 
-import { hmac } from "@noble/hashes/hmac.js";
-import { md5 } from "@noble/hashes/legacy.js";
-import { bytesToHex } from "@noble/hashes/utils.js";
+import { bytesToHex, hmacMd5 } from "../hash/digests.ts";
 
 /** The SASL mechanisms edgemail speaks. */
 export type SaslMechanism = "PLAIN" | "LOGIN" | "CRAM-MD5" | "XOAUTH2";
@@ -209,18 +207,19 @@ function loginClient(username: string, password: string): SaslClient {
 }
 
 /**
- * CRAM-MD5 (RFC 2195): `user SP hex(HMAC-MD5(password, challenge))`. WebCrypto has no MD5,
- * so the audited @noble/hashes provides it; MD5 is used for nothing else.
+ * CRAM-MD5 (RFC 2195): `user SP hex(HMAC-MD5(password, challenge))`. The platform's MD5
+ * where it has one, else the audited @noble/hashes (hash/digests.ts); MD5 is used for nothing
+ * else.
  */
 function cramMd5Client(username: string, password: string): SaslClient {
   const key = new TextEncoder().encode(password);
   let challenges = 0;
   return {
     mechanism: "CRAM-MD5",
-    respond(challenge) {
+    async respond(challenge) {
       const bytes = challenges++ === 0 ? decodeBase64(challenge) : undefined;
-      if (bytes === undefined || bytes.length === 0) return Promise.resolve(SASL_CANCEL);
-      return Promise.resolve(encodeText(`${username} ${bytesToHex(hmac(md5, key, bytes))}`));
+      if (bytes === undefined || bytes.length === 0) return SASL_CANCEL;
+      return encodeText(`${username} ${bytesToHex(await hmacMd5(key, bytes))}`);
     },
   };
 }
