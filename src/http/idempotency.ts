@@ -23,8 +23,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { Message } from "../message/schema.ts";
 import type { Store } from "../store/store.ts";
-import { sha256 } from "@noble/hashes/sha2.js";
-import { bytesToHex } from "@noble/hashes/utils.js";
+import { streamingSha256 } from "../hash/digests.ts";
 import type { ReplySummary } from "../smtp/result.ts";
 import {
   type AddressSource,
@@ -125,7 +124,10 @@ export function captureIdempotencyKey(options: GuardOptions): MiddlewareHandler 
         501,
       );
     }
-    c.set(CAPTURED as never, { key: value, bodyHash: hashBody(c) } satisfies Captured as never);
+    c.set(
+      CAPTURED as never,
+      { key: value, bodyHash: await hashBody(c) } satisfies Captured as never,
+    );
     return await next();
   };
 }
@@ -135,21 +137,22 @@ export function captureIdempotencyKey(options: GuardOptions): MiddlewareHandler 
  * (as Hono's `bodyLimit` replaces it with a counting stream); the returned
  * function gives the digest once the stream has ended.
  */
-function hashBody(c: Context): () => string | undefined {
+async function hashBody(c: Context): Promise<() => string | undefined> {
   const original = c.req.raw;
-  const hash = sha256.create();
+  const hash = await streamingSha256();
   let digest: string | undefined;
   if (original.body === null) {
-    digest = bytesToHex(hash.digest());
+    digest = await hash.digest();
     return () => digest;
   }
+  // The readable side ends only after flush has settled, so the digest is there by then.
   const hashing = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      hash.update(chunk);
+    async transform(chunk, controller) {
+      await hash.update(chunk);
       controller.enqueue(chunk);
     },
-    flush() {
-      digest = bytesToHex(hash.digest());
+    async flush() {
+      digest = await hash.digest();
     },
   });
   c.req.raw = new Request(original, {
