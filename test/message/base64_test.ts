@@ -5,6 +5,8 @@ import fc from "fast-check";
 import {
   bytesToBase64,
   measureBase64,
+  plainBase64Scan,
+  scanBase64,
   wrapBase64,
   wrappedBase64Size,
 } from "../../src/message/base64.ts";
@@ -73,6 +75,69 @@ describe("measureBase64 and wrapBase64", () => {
   it("accepts the empty string", () => {
     assert.equal(measureBase64(""), 0);
     assert.equal(concat(wrapBase64("")), "");
+  });
+});
+
+/** What plainBase64Scan must say, written the slow, obvious way. */
+function plainReference(text: string) {
+  const match = /^([A-Za-z0-9+/]*)(={0,2})$/.exec(text);
+  if (match === null) return undefined;
+  const [data, padding] = [match[1].length, match[2].length];
+  if (data % 4 === 1 || (padding > 0 && (data % 4) + padding !== 4)) return undefined;
+  return { chars: data + (data % 4 === 0 ? 0 : 4 - (data % 4)), data, plain: true };
+}
+
+describe("plainBase64Scan (the native fast path of scanBase64)", () => {
+  it("says plain exactly when the text is standard base64 without whitespace", () => {
+    const piece = fc.constantFrom(
+      "QUJD",
+      "QQ",
+      "Q",
+      "QU",
+      "=",
+      "==",
+      " ",
+      "\n",
+      "\t",
+      "-",
+      "_",
+      "!",
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {
+        const text = pieces.join("");
+        assert.deepEqual(plainBase64Scan(text), plainReference(text), JSON.stringify(text));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("sees whitespace and padding where its 64 Ki-character slices meet", () => {
+    const data = "QUJD".repeat(20_000); // 80 000 characters: two slices
+    const cases = [
+      data,
+      `${data.slice(0, 65534)}==${data.slice(65536)}`, // a padded group ends the first slice
+      `${data.slice(0, 65535)} ${data.slice(65536)}`,
+      `${data.slice(0, 65532)}    ${data.slice(65536)}`, // four spaces keep the groups whole
+      `${data}QQ==`,
+      `${data} `,
+      `${data}Q`,
+    ];
+    for (const text of cases) {
+      assert.deepEqual(plainBase64Scan(text), plainReference(text), `length ${text.length}`);
+      if (plainReference(text) === undefined) {
+        // The patterns decide: refused, or accepted as not plain.
+        assert.ok(
+          (() => {
+            try {
+              return !scanBase64(text).plain;
+            } catch {
+              return true;
+            }
+          })(),
+        );
+      }
+    }
   });
 });
 
