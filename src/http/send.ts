@@ -9,7 +9,6 @@
  */
 
 import type { Context } from "hono";
-import { streamSSE } from "hono/streaming";
 import type { ValidatedMessage } from "../message/schema.ts";
 import { sendSettled, type SmtpClient } from "../smtp/client.ts";
 import type { StatusEvent } from "../smtp/result.ts";
@@ -19,7 +18,7 @@ import { logError, requestIdOf } from "./logging.ts";
 import { headersForStatus, type HttpResult, statusOfResult } from "./problems.ts";
 import type { Redact } from "./redact.ts";
 import { jsonBody } from "./responses.ts";
-import { EventStream } from "./sse.ts";
+import { EventStream, eventStreamResponse } from "./sse.ts";
 
 /** What the handlers need from the app. */
 export interface SendDependencies {
@@ -108,8 +107,7 @@ function streamSends(
   options: { batch: boolean },
 ): Response {
   c.header("X-Accel-Buffering", "no");
-  // No onError argument: Hono would write the raw exception message to the client.
-  return streamSSE(c, async (stream) => {
+  return eventStreamResponse(c, async (stream) => {
     const events = new EventStream(stream, {
       keepaliveMs: deps.keepaliveMs,
       redact: deps.redact,
