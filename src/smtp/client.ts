@@ -44,6 +44,17 @@ export interface SendOptions {
    * is never sent again. Not called when the send ends before that point.
    */
   onDataWritten?: () => void;
+  /**
+   * Called once, as the message data is about to begin; the end of the data
+   * (the final dot, or `BDAT … LAST`) is not written until the promise it
+   * returns resolves, so what it records (an "about to be delivered" mark,
+   * say) is stored before the message can be delivered. The rest of the
+   * data, and other sends on the connection, go on meanwhile. If it rejects,
+   * or does not settle within `timeoutMs`, the send fails before the end of
+   * its data (`internal`, or `timeout`): nothing was delivered. Sends without
+   * it never wait.
+   */
+  beforeDataEnd?: () => Promise<void> | void;
 }
 
 /** The detail of the `completed` event. */
@@ -170,8 +181,12 @@ export class SmtpClient extends EventTarget {
         dsn: message.dsn,
         allowPartial: message.allowPartial ?? false,
       };
+      const { beforeDataEnd } = options;
+      // Once per send, also when it goes to a second connection.
+      let hook: Promise<void> | undefined;
       const step: StepOptions = {
         signal: options.signal,
+        beforeDataEnd: beforeDataEnd && (() => (hook ??= Promise.resolve().then(beforeDataEnd))),
         onStatus: (event) => {
           phase = event.phase;
           options.onStatus?.(event);

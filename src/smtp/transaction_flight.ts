@@ -3,16 +3,19 @@
  * ({@linkcode QueuedSend}, from a {@linkcode SendSource}), how it ends
  * ({@linkcode SendSettlement}), and the per-transaction state the stream
  * keeps ({@linkcode Flight}): the replies so far, whether the end of its
- * data is committed or written, and its cancellation. Settled exactly once.
+ * data is committed or written, its cancellation, and the `beforeDataEnd`
+ * hook that holds the end of its data. Settled exactly once.
  *
  * @module
  */
 
 import { abortErrorFrom } from "./deadline.ts";
+import { SmtpError } from "./errors.ts";
 import type { SmtpReply } from "./reply.ts";
 import type { Plan, Transaction, TransactionOutcome } from "./transaction_plan.ts";
 import type { TransactionReplies } from "./transaction_replies.ts";
 import type { SmtpPhase, StepOptions } from "./types.ts";
+import { describe } from "./wire.ts";
 
 /** How a queued send ended on this connection. */
 export type SendSettlement =
@@ -85,6 +88,9 @@ export class Flight implements TransactionReplies {
   readonly dataAnswered: Promise<void>;
   #answerData!: () => void;
   #onAbort?: () => void;
+  /** What `step.beforeDataEnd` came to: nothing when the end may go, else the send's error. */
+  #hook?: Promise<SmtpError | undefined>;
+  #hookSettled = false;
 
   /** The flight of `send`, planned as `plan`, the `ordinal`-th on its connection. */
   constructor(send: QueuedSend, plan: Plan, ordinal: number) {
@@ -135,6 +141,69 @@ export class Flight implements TransactionReplies {
       this.step.onDataWritten?.();
     } catch {
       // A failing listener must not break the send.
+    }
+  }
+
+  /** Whether the end of the data waits for `step.beforeDataEnd`. */
+  get holdsDataEnd(): boolean {
+    return this.step.beforeDataEnd !== undefined;
+  }
+
+  /** Whether `step.beforeDataEnd` was called and has not settled yet. */
+  get hookPending(): boolean {
+    return this.#hook !== undefined && !this.#hookSettled;
+  }
+
+  /** Calls `step.beforeDataEnd`, once, as the data is about to begin. */
+  startHook(): void {
+    const hook = this.step.beforeDataEnd;
+    if (!hook || this.#hook) return;
+    let running: Promise<void> | void;
+    try {
+      running = hook();
+    } catch (error) {
+      running = Promise.reject(error);
+    }
+    this.#hook = Promise.resolve(running).then(
+      () => undefined,
+      (error) =>
+        new SmtpError(
+          "internal",
+          `The send was stopped before the end of its message data, because its ` +
+            `beforeDataEnd hook failed (${describe(error)}). Nothing was delivered.`,
+          { phase: "message", cause: error },
+        ),
+    ).finally(() => (this.#hookSettled = true));
+  }
+
+  /**
+   * Waits, at most `timeoutMs` or until cancelled, for `step.beforeDataEnd`
+   * (called now if it was not yet). Resolves `undefined` when the end of the
+   * data may be written, else with the error the send fails with.
+   */
+  async hookOutcome(timeoutMs: number): Promise<SmtpError | DOMException | undefined> {
+    this.startHook();
+    if (!this.#hook) return undefined;
+    const signal = this.step.signal;
+    if (signal?.aborted) return abortErrorFrom(signal);
+    let stop!: (error: SmtpError | DOMException) => void;
+    const stopped = new Promise<SmtpError | DOMException>((resolve) => (stop = resolve));
+    const timer = setTimeout(() =>
+      stop(
+        new SmtpError(
+          "timeout",
+          `The send's beforeDataEnd hook did not finish within ${timeoutMs} ms, so the end ` +
+            "of the message data was not written: nothing was delivered.",
+          { phase: "message" },
+        ),
+      ), timeoutMs);
+    const onAbort = () => stop(abortErrorFrom(signal!));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await Promise.race([this.#hook, stopped]);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
     }
   }
 

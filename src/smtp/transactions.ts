@@ -189,6 +189,7 @@ export class TransactionStream {
     this.#wire.phase = "mail";
     this.#queueEnvelope(flight);
     emitStatus(step, { phase: "message", state: "started" });
+    flight.startHook();
     // Reused buffers are safe: each chunk is flushed before the one after next is asked for.
     const iterator = canonicalizeLineEnds(tx.chunks(), { reuseBuffers: true })[Symbol.iterator]();
     let current = iterator.next();
@@ -197,6 +198,11 @@ export class TransactionStream {
       const last = next.done === true;
       if (flight.cancelled || this.#wire.broken) {
         // RFC 3030: RSET discards the chunks already sent; nothing is delivered.
+        flight.abandoned = true;
+        this.#queueReset();
+        return;
+      }
+      if (last && flight.holdsDataEnd && !await this.#holdDataEnd(flight)) {
         flight.abandoned = true;
         this.#queueReset();
         return;
@@ -228,6 +234,7 @@ export class TransactionStream {
       return;
     }
     emitStatus(step, { phase: "data", state: "started" });
+    flight.startHook();
     this.#command("DATA", { kind: "data", flight });
     // DATA ends a group: nothing more until its 354.
     await this.#writer.flush();
@@ -257,7 +264,7 @@ export class TransactionStream {
       await this.#writer.write(current.value, step.signal);
       current = next;
     }
-    if (flight.cancelled) {
+    if (flight.cancelled || (flight.holdsDataEnd && !await this.#holdDataEnd(flight))) {
       flight.abandoned = true;
       await this.#drop(flight);
       return;
@@ -268,6 +275,21 @@ export class TransactionStream {
     this.#expect({ kind: "end", flight });
     // With PIPELINING the next transaction's commands join this write.
     if (!this.#pipelining) await this.#flushAndWait();
+  }
+
+  /**
+   * Waits for `flight`'s `beforeDataEnd` hook before the end of its data is
+   * queued. While the hook runs, what is already queued goes out: only the end
+   * of this message waits. `false` when the end must not be written: the hook
+   * failed (the send fails with its error), or meanwhile the send was
+   * cancelled or refused, or the connection failed.
+   */
+  async #holdDataEnd(flight: Flight): Promise<boolean> {
+    if (flight.hookPending) await this.#writer.flush();
+    const failure = await flight.hookOutcome(this.#wire.timeoutMs);
+    if (failure) flight.finish({ ok: false, error: failure, retry: false });
+    if (this.#wire.broken) flight.finish(settlementAfterFailure(flight, this.#closedError()));
+    return !flight.settled;
   }
 
   /**

@@ -137,6 +137,16 @@ export interface StepOptions {
    * be delivered whatever happens, and it is never resent.
    */
   onDataWritten?: () => void;
+  /**
+   * Called once, as the message data is about to begin (when DATA or the
+   * first `BDAT` is queued); the end of the data (the final dot, or
+   * `BDAT … LAST`) is not written until the promise it returns resolves, so
+   * whatever it records is recorded before the message can be delivered. The
+   * rest of the data and other sends' commands go on meanwhile. If it rejects
+   * (or does not settle within the step timeout), the send fails before the
+   * end of its data (`internal`, or `timeout`): nothing is delivered.
+   */
+  beforeDataEnd?: () => Promise<void> | void;
 }
 
 /** Calls `step.onStatus`; a listener that throws must not break the send. */

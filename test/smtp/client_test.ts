@@ -1,7 +1,8 @@
 /**
  * SmtpClient against npm:smtp-server in the test process: AUTH mechanisms,
  * partial rejection, DSN parameters as the server received them, concurrency,
- * option validation, the completed event and closing.
+ * option validation, the completed event and closing; and the
+ * `beforeDataEnd` hook against the scripted fault server.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -14,6 +15,7 @@ import {
   SmtpError,
 } from "../../src/mod.ts";
 import type { ConnectOptions } from "../../src/socket/socket.ts";
+import { delivered, faultClient, withServer } from "../support/fault_client.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
 import { freePort } from "../support/subprocess.ts";
 
@@ -544,5 +546,76 @@ describe("SmtpClient: TLS modes", () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe("SmtpClient: beforeDataEnd", () => {
+  it("the server gets the final dot only after the hook resolved", async () => {
+    const hook = Promise.withResolvers<void>();
+    let resolved = false;
+    let calls = 0;
+    const seenAtDot: boolean[] = [];
+    await withServer({
+      DATA: async (conn) => {
+        await conn.send("354 go ahead\r\n");
+        // The first 64 KiB chunk of the message is on its way; its end is held by the hook.
+        await conn.readBytes(65_536);
+        assert.equal(conn.received.includes("\r\n.\r\n"), false, "no dot before the hook");
+        resolved = true;
+        hook.resolve();
+        if (await conn.readData() === null) return;
+        seenAtDot.push(resolved);
+        await conn.send("250 2.0.0 Ok: queued as HOOK\r\n");
+      },
+    }, async (server) => {
+      const client = faultClient(server, { tls: "none" });
+      const result = await client.send({
+        from: "ann@example.com",
+        to: "bob@example.org",
+        subject: "held",
+        text: "line of a long message\r\n".repeat(10_000),
+      }, {
+        beforeDataEnd: () => {
+          calls++;
+          return hook.promise;
+        },
+      });
+      await client.close();
+      assert.equal(result.status, "sent");
+      assert.deepEqual(seenAtDot, [true]);
+      assert.equal(calls, 1);
+    });
+  });
+
+  it("a rejecting hook: internal failure before the dot, nothing delivered", async () => {
+    await withServer({}, async (server) => {
+      const client = faultClient(server, { tls: "none" });
+      let dataWritten = false;
+      const error = await client.send(base, {
+        beforeDataEnd: () => Promise.reject(new Error("the store is down")),
+        onDataWritten: () => (dataWritten = true),
+      }).then(() => assert.fail("the send should fail"), (error) => error);
+      await client.close();
+      assert.ok(error instanceof SmtpError);
+      assert.equal(error.type, "internal");
+      assert.equal(error.phase, "message");
+      assert.match(error.message, /the store is down.*Nothing was delivered/);
+      assert.equal(resultOf(error)?.status, "failed");
+      assert.equal(dataWritten, false);
+      assert.equal(await delivered(server), false);
+    });
+  });
+
+  it("a hook that returns nothing lets the send go, next to a send without one", async () => {
+    await withServer({}, async (server) => {
+      const client = faultClient(server, { tls: "none" });
+      const results = await Promise.all([
+        client.send(base, { beforeDataEnd: () => {} }),
+        client.send(base),
+      ]);
+      await client.close();
+      assert.deepEqual(results.map((result) => result.status), ["sent", "sent"]);
+      assert.equal(await delivered(server), true);
+    });
   });
 });
