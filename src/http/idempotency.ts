@@ -14,8 +14,11 @@
  * `conflict` with `Retry-After`; another body answers 422
  * `idempotency_mismatch`. The running request renews its lease every
  * `SMTP_TIMEOUT_MS / 2`; the lease lasts `2 × SMTP_TIMEOUT_MS`. Before the end
- * of a message's data is written, the claim is marked: a marked claim that
- * expires (its process died) becomes a stored `unknown_outcome`.
+ * of a message's data is written, the claim is marked: the SMTP client holds
+ * the final dot (or `BDAT … LAST`) until the mark is stored
+ * (`SendOptions.beforeDataEnd`), so a marked claim that expires (its process
+ * died) becomes a stored `unknown_outcome`, and a process that dies before
+ * the mark is stored cannot have delivered the message.
  *
  * @module
  */
@@ -164,16 +167,22 @@ async function hashBody(c: Context): Promise<() => string | undefined> {
 
 /**
  * What the send handlers report to and ask of the guard while they send:
- * mark a message's data as about to be written, store or release the
- * outcome, and show results and replies the way this caller may see them.
+ * the hook that marks a message's data as about to be written, store or
+ * release the outcome, and show results and replies the way this caller may
+ * see them.
  */
 export interface SendSession {
   /** The caller. */
   readonly caller: Caller;
   /** Headers for the final response (`RateLimit-Policy` / `RateLimit`). */
   readonly headers: Record<string, string>;
-  /** Called when message `index` is about to have the end of its data written. */
-  written(index: number): void;
+  /**
+   * The `beforeDataEnd` hook of message `index` (see `SendOptions`): stores
+   * the claim's "data written" mark and resolves once it is stored; rejects
+   * when the store fails, so the message is not sent. `undefined` for a
+   * request without `Idempotency-Key`: nothing to wait for.
+   */
+  beforeDataEnd(index: number): (() => Promise<void>) | undefined;
   /** Stores the outcome (or releases the key) once every message has one. */
   finish(results: HttpResult[]): Promise<void>;
   /**
@@ -304,7 +313,7 @@ export async function guardSends(
   const session: SendSession = {
     caller,
     headers,
-    written: (index) => claim?.written(index),
+    beforeDataEnd: (index) => claim && (() => claim.markWritten(index)),
     finish: async (results) => {
       if (claim === undefined) return;
       if (isStorable(results)) await claim.complete(results);
@@ -372,9 +381,10 @@ class Claim {
     }, Math.max(50, Math.floor(this.#leaseMs / 4)));
   }
 
-  written(index: number): void {
+  /** Marks message `index` as about to be delivered; rejects when the store failed. */
+  async markWritten(index: number): Promise<void> {
     this.#marked = true;
-    this.#enqueue(() =>
+    const mark = this.#queue.then(() =>
       this.#store.run(this.#key, "markWritten", {
         owner: this.#owner,
         index,
@@ -382,6 +392,19 @@ class Claim {
         now: this.#now(),
       })
     );
+    this.#queue = mark.catch(() => {});
+    let held;
+    try {
+      ({ held } = await mark);
+    } catch (error) {
+      // Without the mark the message must not go: a retry after a crash would send it again.
+      console.error(`edgemail: the idempotency store failed: ${(error as Error).message}`);
+      throw new Error("the idempotency store could not record the send; retry the request");
+    }
+    if (!held) {
+      // The lease ran out (renewals failed): another request may be sending this message.
+      throw new Error("this request's Idempotency-Key claim expired; retry the request");
+    }
   }
 
   async complete(results: HttpResult[]): Promise<void> {

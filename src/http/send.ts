@@ -185,17 +185,19 @@ async function settle(
   try {
     const onStatus = (event: StatusEvent) => {
       // From the message data on, the send must complete even if the client leaves.
-      if (event.state === "started" && (event.phase === "data" || event.phase === "message")) {
-        // An Idempotency-Key claim is marked as early as DATA: if this process dies from
-        // here on, a retry is told unknown_outcome instead of sending again.
-        sendSessionOf(c)?.written(options.index ?? 0);
-      }
       if (event.phase === "message" && event.state === "started") {
         outliveRequest(c, settled.promise);
       }
       options.onStatus?.(event);
     };
-    const result = await sendSettled(client, message, { signal: cancel.signal, onStatus });
+    // An Idempotency-Key claim is marked before the end of the data is written: if this
+    // process dies from then on, a retry is told unknown_outcome instead of sending again.
+    const beforeDataEnd = sendSessionOf(c)?.beforeDataEnd(options.index ?? 0);
+    const result = await sendSettled(client, message, {
+      signal: cancel.signal,
+      onStatus,
+      beforeDataEnd,
+    });
     if (cancel.signal.aborted && result.status !== "cancelled") logLateOutcome(c, deps, result);
     return result;
   } catch (error) {

@@ -23,6 +23,8 @@ import { type Config, loadConfig } from "../../src/http/config.ts";
 import type { HttpResult } from "../../src/http/problems.ts";
 import { SmtpClient } from "../../src/smtp/client.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
+import { delivered, withServer } from "../support/fault_client.ts";
+import type { Store } from "../../src/store/store.ts";
 import { readEvents } from "../support/sse.ts";
 
 const API_KEY = "idem-unit-key-0123";
@@ -169,7 +171,7 @@ describe("a request that fails unexpectedly abandons its claim", () => {
       const refused = await guardSends(c, [{ token: "t" } as never], { ...options, batch: false });
       if (refused !== undefined) return refused;
       const session = sendSessionOf(c)!;
-      if (markFirst) session.written(0);
+      if (markFirst) await session.beforeDataEnd(0)?.();
       await session.abandon();
       return c.text("failed unexpectedly", 500);
     });
@@ -199,6 +201,103 @@ describe("a request that fails unexpectedly abandons its claim", () => {
     assert.equal(replay.headers.get("Idempotent-Replayed"), "true");
     assert.equal((await replay.json()).error.type, "unknown_outcome");
     await store.close();
+  });
+});
+
+/**
+ * A memory store as slow as a remote one for the "data written" mark (each
+ * mark commits `latencyMs` after it is asked for), or failing it; `marks`
+ * lists the message indexes whose mark is stored.
+ */
+function markingStore(options: { latencyMs?: number; fail?: boolean }) {
+  const inner = memoryStore();
+  const marks: number[] = [];
+  const store: Store = {
+    async run(key, name, input) {
+      if (name !== "markWritten") return await inner.run(key, name, input);
+      await new Promise((resolve) => setTimeout(resolve, options.latencyMs ?? 0));
+      if (options.fail) throw new Error("the store is unreachable");
+      const output = await inner.run(key, name, input);
+      marks.push((input as { index: number }).index);
+      return output;
+    },
+    close: () => inner.close(),
+  };
+  return { store, marks };
+}
+
+describe("the data-written mark of a keyed request", () => {
+  const faultConfig = (port: number) =>
+    configFor({ SMTP_URL: `smtp://127.0.0.1:${port}?tls=none` });
+
+  it("is stored before the SMTP server receives the final dot (single and batch)", async () => {
+    const { store, marks } = markingStore({ latencyMs: 25 });
+    // Which message each dot ended (by its recipient), and the marks stored by then.
+    const atDot: { index: number; marks: number[] }[] = [];
+    await withServer({
+      message: async (conn, content) => {
+        const index = /^To: b@/m.test(content) ? 1 : 0;
+        atDot.push({ index, marks: [...marks] });
+        await conn.send("250 2.0.0 Ok: queued\r\n");
+      },
+    }, async (server) => {
+      const config = faultConfig(server.port);
+      const client = new SmtpClient({ ...config.smtp, pool: { idleTimeoutMs: 200 } });
+      clients.push(client);
+      const app = createApp(config, { client, store });
+      const key = { "Idempotency-Key": crypto.randomUUID() };
+      const sent = await post(app, "/send", to("ok@example.com"), key);
+      assert.equal(sent.status, 200);
+      await sent.body?.cancel();
+      assert.deepEqual(atDot, [{ index: 0, marks: [0] }]);
+      marks.length = 0;
+      atDot.length = 0;
+      const batch = await post(app, "/send/batch", {
+        messages: [to("a@example.com"), to("b@example.com")],
+      }, { "Idempotency-Key": crypto.randomUUID() });
+      assert.equal(batch.status, 200);
+      const { results } = await batch.json();
+      assert.deepEqual(results.map((r: HttpResult) => r.status), ["sent", "sent"]);
+      // Each message's dot came after its own mark.
+      assert.deepEqual(atDot.map((dot) => dot.index).sort(), [0, 1]);
+      for (const dot of atDot) assert.ok(dot.marks.includes(dot.index), JSON.stringify(dot));
+    });
+  });
+
+  it("a mark the store cannot take stops the message: 500 internal, nothing delivered, key released", async () => {
+    const failing = markingStore({ fail: true });
+    await withServer({}, async (server) => {
+      const config = faultConfig(server.port);
+      const client = new SmtpClient({ ...config.smtp, pool: { idleTimeoutMs: 200 } });
+      clients.push(client);
+      const app = createApp(config, { client, store: failing.store });
+      const key = { "Idempotency-Key": crypto.randomUUID() };
+      const first = await post(app, "/send", to("ok@example.com"), key);
+      assert.equal(first.status, 500);
+      const body = await first.json();
+      assert.equal(body.error.type, "internal");
+      assert.match(body.error.message, /Nothing was delivered/);
+      const again = await post(app, "/send", to("ok@example.com"), key);
+      assert.equal(again.status, 500, "released: the retry ran again (not a replay, not a 409)");
+      assert.equal(again.headers.get("Idempotent-Replayed"), null);
+      await again.body?.cancel();
+      await client.close();
+      assert.equal(await delivered(server), false);
+    });
+  });
+
+  it("a request without a key sends without waiting for the store", async () => {
+    const { store, marks } = markingStore({ fail: true });
+    await withServer({}, async (server) => {
+      const config = faultConfig(server.port);
+      const client = new SmtpClient({ ...config.smtp, pool: { idleTimeoutMs: 200 } });
+      clients.push(client);
+      const app = createApp(config, { client, store });
+      const sent = await post(app, "/send", to("ok@example.com"));
+      assert.equal(sent.status, 200);
+      await sent.body?.cancel();
+      assert.deepEqual(marks, []);
+    });
   });
 });
 
