@@ -218,11 +218,31 @@ async function settle(
  * runtimes have no execution context and keep running anyway.
  */
 function outliveRequest(c: Context, work: Promise<unknown>): void {
-  try {
-    c.executionCtx.waitUntil(work.catch(() => {}));
-  } catch {
-    // No execution context (Deno): nothing cancels the work with the request.
+  executionContextOf(c)?.waitUntil(work.catch(() => {}));
+}
+
+/** Each request's execution context, or null where there is none (Deno). */
+const executionContexts = new WeakMap<
+  Context,
+  { waitUntil(work: Promise<unknown>): void } | null
+>();
+
+/**
+ * `c.executionCtx`, asked once per request: where there is none, Hono's
+ * getter throws, and building that error for every message of a batch cost
+ * 7.5 µs a message (5 % of a batch's CPU at RTT 0).
+ */
+function executionContextOf(c: Context): { waitUntil(work: Promise<unknown>): void } | null {
+  let context = executionContexts.get(c);
+  if (context === undefined) {
+    try {
+      context = c.executionCtx;
+    } catch {
+      context = null; // No execution context (Deno): nothing cancels the work with the request.
+    }
+    executionContexts.set(c, context);
   }
+  return context;
 }
 
 /** The Result of a send that failed in an unexpected way: honest that the outcome is unknown. */
