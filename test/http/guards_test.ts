@@ -3,12 +3,14 @@
  * JSON with the RFC 6750 challenge for it, every key of `API_KEYS` is
  * accepted (the scheme name in any case, any spaces before the token), and
  * nothing else is — a prefix, an extension, another key's digest length.
+ * The CORS headers are exactly those of Hono's `cors()` with the same options.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { loadConfig } from "../../src/http/config.ts";
-import { authGuard } from "../../src/http/guards.ts";
+import { cors } from "hono/cors";
+import { authGuard, corsHeaders, EXPOSED_HEADERS, originAllowed } from "../../src/http/guards.ts";
 import { createRedactor } from "../../src/http/redact.ts";
 
 const KEYS = ["first-key", "second.key_2~+/="];
@@ -70,5 +72,58 @@ describe("authGuard", () => {
       assert.equal(JSON.parse(answer.text).error.message, "The API key is not valid.");
       assert.ok(!answer.text.includes(token), token);
     }
+  });
+});
+
+describe("corsHeaders", () => {
+  const config = loadConfig({
+    SMTP_URL: "smtp://127.0.0.1:2525",
+    API_KEYS: "k",
+    MAIL_FROM: "app@example.com",
+    ALLOWED_TO: "@example.com",
+    CORS_ORIGINS: "https://app.example.com",
+  });
+  const ours = new Hono().use(corsHeaders(config))
+    .get("/", (c) => c.json({ ok: true }, 200, { Vary: "Accept" }))
+    .post("/", () => new Response("raw", { status: 201 }));
+  const allowed = originAllowed(config);
+  const hono = new Hono().use(cors({
+    origin: (origin, c) => (allowed(origin, new URL(c.req.url).origin) ? origin : null),
+    allowMethods: ["GET", "POST"],
+    allowHeaders: ["Authorization", "Content-Type", "Accept", "Idempotency-Key"],
+    exposeHeaders: EXPOSED_HEADERS,
+    maxAge: 600,
+  }))
+    .get("/", (c) => c.json({ ok: true }, 200, { Vary: "Accept" }))
+    .post("/", () => new Response("raw", { status: 201 }));
+
+  async function answer(app: Hono, path: string, init: RequestInit) {
+    const response = await app.request(`http://edgemail.test${path}`, init);
+    const body = await response.text();
+    return { status: response.status, headers: [...response.headers.entries()].sort(), body };
+  }
+
+  it("answers every request as Hono's cors() with the same options does", async () => {
+    const preflight = { "Access-Control-Request-Method": "POST" };
+    const cases: [string, RequestInit][] = [
+      ["/", { method: "OPTIONS", headers: { Origin: "https://app.example.com", ...preflight } }],
+      ["/", { method: "OPTIONS", headers: { Origin: "https://other.example", ...preflight } }],
+      ["/", { method: "OPTIONS" }],
+      ["/", { headers: { Origin: "https://app.example.com" } }],
+      ["/", { headers: { Origin: "http://edgemail.test" } }],
+      ["/", { headers: { Origin: "https://other.example" } }],
+      ["/", {}],
+      ["/", { method: "POST", headers: { Origin: "https://app.example.com" } }],
+      ["/missing", { headers: { Origin: "https://app.example.com" } }],
+    ];
+    for (const [path, init] of cases) {
+      assert.deepEqual(
+        await answer(ours, path, init),
+        await answer(hono, path, init),
+        `${path} ${JSON.stringify(init)}`,
+      );
+    }
+    const exposed = await answer(ours, "/", {});
+    assert.ok(exposed.headers.some(([name]) => name === "access-control-expose-headers"));
   });
 });
