@@ -6,9 +6,11 @@
  * - a SHA-256 fed piece by piece, for hashing a request body as it streams by:
  *   `crypto.DigestStream` where that exists (Cloudflare Workers).
  *
- * Elsewhere (Deno) both come from @noble/hashes in `noble.ts`, loaded on first
- * use through a specifier bundlers do not follow, so a Worker bundle does not
- * carry a hash library its platform already has.
+ * Elsewhere (Deno) the SHA-256 comes from `node:crypto` (native) and HMAC-MD5
+ * from @noble/hashes in `noble.ts` (which also backs the SHA-256 where there is
+ * no `node:crypto`), each loaded on first use through a specifier bundlers do
+ * not follow, so a Worker bundle does not carry a hash library its platform
+ * already has.
  *
  * @module
  */
@@ -76,11 +78,30 @@ export async function streamingSha256(): Promise<StreamingSha256> {
       },
     };
   }
-  const hash = (await loadNoble()).createSha256();
+  const hash = (await loadNodeCrypto())?.createHash("sha256") ?? (await loadNoble()).createSha256();
   return {
-    update: (bytes) => Promise.resolve(hash.update(bytes)),
-    digest: () => Promise.resolve(bytesToHex(hash.digest())),
+    update: (bytes) => Promise.resolve(void hash.update(bytes)),
+    digest: () => Promise.resolve(bytesToHex(new Uint8Array(hash.digest()))),
   };
+}
+
+type NodeCrypto = {
+  createHash(algorithm: "sha256"): { update(bytes: Uint8Array): unknown; digest(): Uint8Array };
+};
+
+// A variable, not a literal, as for @noble: a Worker bundle (DigestStream) never needs it.
+const NODE_CRYPTO_MODULE = "node:crypto";
+let nodeCrypto: Promise<NodeCrypto | undefined> | undefined;
+
+/**
+ * `node:crypto` where the runtime has it (Deno, Node, Bun): its native SHA-256
+ * hashes 14 MB in 7-9 ms on Deno, @noble's in 62-74 ms (measured), which an
+ * `Idempotency-Key` request with a 10 MiB attachment paid in CPU and, reading
+ * its body more slowly, in memory.
+ */
+function loadNodeCrypto(): Promise<NodeCrypto | undefined> {
+  nodeCrypto ??= (import(NODE_CRYPTO_MODULE) as Promise<NodeCrypto>).catch(() => undefined);
+  return nodeCrypto;
 }
 
 /** Cloudflare's `crypto.DigestStream`: a writable stream whose `digest` settles at close. */

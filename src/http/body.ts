@@ -153,6 +153,56 @@ async function gatherBytes(
   return await gatherChunks(body.getReader(), { ...options, byteStream: isByteStream(body) });
 }
 
+/** What {@linkcode observeBody} calls: with each chunk before passing it on, and once at the end. */
+export interface BodyObserver {
+  /** Sees a chunk; the chunk is passed on once this settles. */
+  chunk(bytes: Uint8Array): void | Promise<void>;
+  /** Called once after the last chunk, before the stream ends. */
+  end(): void | Promise<void>;
+}
+
+/**
+ * `body` with each chunk shown to `observer` before it is passed on (the
+ * `Idempotency-Key` hash of a body as it streams by). A byte stream stays a
+ * byte stream, each chunk's buffer handed along, so that
+ * {@linkcode readJsonBody} can still release every chunk once copied: through
+ * a `TransformStream` it may release none of `Deno.serve`'s partly filled
+ * chunks (measured: +11 MB at the peak for a 14 MB body).
+ */
+export function observeBody(
+  body: ReadableStream<Uint8Array>,
+  observer: BodyObserver,
+): ReadableStream<Uint8Array> {
+  if (!isByteStream(body)) {
+    return body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        async transform(chunk, controller) {
+          await observer.chunk(chunk);
+          controller.enqueue(chunk);
+        },
+        flush: () => observer.end(),
+      }),
+    );
+  }
+  const reader = body.getReader();
+  return new ReadableStream({
+    type: "bytes",
+    async pull(controller) {
+      // A byte stream never yields an empty chunk (nor takes one): each read passes one on.
+      const { done, value } = await reader.read();
+      if (done) {
+        await observer.end();
+        controller.close();
+        controller.byobRequest?.respond(0);
+        return;
+      }
+      await observer.chunk(value);
+      controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+}
+
 /** Whether `body` is a byte stream (it can be read BYOB); leaves it unlocked. */
 function isByteStream(body: ReadableStream<Uint8Array>): boolean {
   try {

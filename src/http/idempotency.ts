@@ -35,6 +35,7 @@ import {
   publicReply,
   publicResult,
 } from "./caller.ts";
+import { observeBody } from "./body.ts";
 import { type Config, CONFIG_DEFAULTS } from "./config.ts";
 import { headersForStatus, type HttpResult, problem, statusOfResult } from "./problems.ts";
 import { consumeRate, rateLimitedMessage } from "./rate_limit.ts";
@@ -148,20 +149,14 @@ async function hashBody(c: Context): Promise<() => string | undefined> {
     digest = await hash.digest();
     return () => digest;
   }
-  // The readable side ends only after flush has settled, so the digest is there by then.
-  const hashing = new TransformStream<Uint8Array, Uint8Array>({
-    async transform(chunk, controller) {
-      await hash.update(chunk);
-      controller.enqueue(chunk);
-    },
-    async flush() {
+  // The stream ends only after end() has settled, so the digest is there by then.
+  const body = observeBody(original.body, {
+    chunk: (bytes) => hash.update(bytes),
+    end: async () => {
       digest = await hash.digest();
     },
   });
-  c.req.raw = new Request(original, {
-    body: original.body.pipeThrough(hashing),
-    duplex: "half",
-  } as RequestInit);
+  c.req.raw = new Request(original, { body, duplex: "half" } as RequestInit);
   return () => digest;
 }
 

@@ -7,7 +7,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { parseJsonSharingStrings, readJsonBody } from "../../src/http/body.ts";
+import { observeBody, parseJsonSharingStrings, readJsonBody } from "../../src/http/body.ts";
 
 const encoder = new TextEncoder();
 
@@ -202,6 +202,58 @@ describe("readJsonBody", () => {
     assert.ok(result.ok);
     const value = result.value as { attachments: { content: string }[] };
     assert.equal(value.attachments[0].content, content);
+  });
+});
+
+describe("observeBody", () => {
+  /** Reads `body` through an observer; what it saw, and the bytes that came out. */
+  async function observed(body: ReadableStream<Uint8Array>) {
+    const seen: string[] = [];
+    let ended = 0;
+    const out = observeBody(body, {
+      chunk: async (bytes) => {
+        await Promise.resolve();
+        seen.push(new TextDecoder().decode(bytes));
+      },
+      end: () => void ended++,
+    });
+    let byteStream = true;
+    try {
+      out.getReader({ mode: "byob" }).releaseLock();
+    } catch {
+      byteStream = false;
+    }
+    const text = await new Response(out).text();
+    return { seen, ended, text, byteStream };
+  }
+
+  it("shows a byte stream's chunks in order before passing them on, and stays a byte stream", async () => {
+    const pieces = ['{"a":', '"bc"', "}"].map((text) => encoder.encode(text));
+    const result = await observed(byteStream(pieces).stream);
+    assert.deepEqual(result, {
+      seen: ['{"a":', '"bc"', "}"],
+      ended: 1,
+      text: '{"a":"bc"}',
+      byteStream: true,
+    });
+    const json = await readJsonBody(
+      post(observeBody(byteStream(pieces).stream, { chunk() {}, end() {} }), {}),
+      { maxBytes: 100 },
+    );
+    assert.deepEqual(json, { ok: true, value: { a: "bc" } });
+  });
+
+  it("shows another stream's chunks the same way, never detaching memory it does not own", async () => {
+    const shared = encoder.encode('{"a":1}');
+    const { stream } = countingStream([shared.subarray(0, 3), shared.subarray(3)]);
+    const result = await observed(stream);
+    assert.deepEqual(result, {
+      seen: ['{"a', '":1}'],
+      ended: 1,
+      text: '{"a":1}',
+      byteStream: false,
+    });
+    assert.equal(shared.byteLength, 7);
   });
 });
 
