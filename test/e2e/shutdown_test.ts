@@ -19,7 +19,7 @@ import assert from "node:assert/strict";
 import { type FaultServer, smtpScript, startFaultServer } from "../support/fault_server.ts";
 import { guard } from "../support/guard.ts";
 import { readSse } from "../support/sse.ts";
-import { type ServeProcess, startServe } from "../load/serve_process.ts";
+import { type ServeProcess, startServe } from "../support/serve_process.ts";
 
 const API_KEY = "shutdown-key-3f9a1c7e";
 /** Only a guard against hanging; never reached when the code works. */

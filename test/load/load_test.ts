@@ -17,7 +17,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { type LoadSmtpServer, startLoadSmtpServer } from "./load_smtp_server.ts";
-import { type ServeProcess, startServe } from "./serve_process.ts";
+import { type ServeProcess, startServe } from "../support/serve_process.ts";
 
 const REQUESTS = Number(Deno.env.get("LOAD_REQUESTS") ?? "100");
 const SEED = Number(Deno.env.get("LOAD_SEED") ?? "11");

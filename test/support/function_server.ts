@@ -16,7 +16,7 @@
  * @module
  */
 
-import { type ServeProcess, startServe } from "../load/serve_process.ts";
+import { type ServeProcess, startServe } from "./serve_process.ts";
 
 /** A running `deno serve functions/deno.ts`. */
 export interface FunctionServer {
@@ -36,7 +36,7 @@ export interface FunctionServer {
  * until `GET /health` answers; throws with its output if it never does.
  * Without `KV_PATH` in `env`, it gets a Deno KV file of its own, removed on
  * stop, so no idempotency key or rate-limit count outlives the test. The
- * process is test/load/serve_process.ts's, which the load and shutdown tests
+ * process is test/support/serve_process.ts's, which the load and shutdown tests
  * drive further (signals, exit status).
  */
 export async function startFunction(env: Record<string, string>): Promise<FunctionServer> {

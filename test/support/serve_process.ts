@@ -7,7 +7,7 @@
  * @module
  */
 
-import { freePort, spawnDeno } from "../support/subprocess.ts";
+import { freePort, spawnDeno } from "./subprocess.ts";
 
 const FUNCTION_ENTRY = new URL("../../functions/deno.ts", import.meta.url).pathname;
 // Long enough for a first compile on a slow machine; only a guard against hanging.
