@@ -9,7 +9,7 @@
 
 import { concatBytes } from "./bytes.ts";
 import { SmtpError, type SmtpErrorOptions } from "./errors.ts";
-import { withDeadline } from "./deadline.ts";
+import { type DeadlineOptions, withDeadline } from "./deadline.ts";
 import type { SmtpSocket } from "../socket/socket.ts";
 import type { ReplySummary, SmtpErrorType, SmtpPhase } from "./types.ts";
 
@@ -33,6 +33,8 @@ export interface ReplyReaderOptions {
   maxLineLength?: number;
   /** Most lines in one reply. Default 512. */
   maxLines?: number;
+  /** How a socket read gets its deadline; default {@linkcode withDeadline}. */
+  deadline?: <T>(promise: Promise<T>, options: DeadlineOptions) => Promise<T>;
 }
 
 /** Options of one {@linkcode ReplyReader.read}. */
@@ -59,6 +61,7 @@ export class ReplyReader {
   #buffer: Uint8Array = new Uint8Array(0);
   #maxLineLength: number;
   #maxLines: number;
+  #deadline: <T>(promise: Promise<T>, options: DeadlineOptions) => Promise<T>;
   #pendingRead: Promise<Uint8Array | null> | undefined;
   #watching = false;
   #idleActivity = false;
@@ -68,6 +71,7 @@ export class ReplyReader {
     this.#socket = socket;
     this.#maxLineLength = options.maxLineLength ?? 4096;
     this.#maxLines = options.maxLines ?? 512;
+    this.#deadline = options.deadline ?? withDeadline;
   }
 
   /** Bytes received beyond the last reply read (a reply the server sent early). */
@@ -170,7 +174,7 @@ export class ReplyReader {
       searchFrom = this.#buffer.length;
       const pending = this.#pendingRead ?? this.#socket.read();
       this.#pendingRead = undefined;
-      const chunk = await withDeadline(pending, {
+      const chunk = await this.#deadline(pending, {
         timeoutMs: Math.max(0, deadline - Date.now()),
         reportedMs: options.timeoutMs,
         phase: options.phase,

@@ -7,7 +7,7 @@
  */
 
 import { type SmtpSocket, TLS_HANDSHAKE_ERROR } from "../socket/socket.ts";
-import { withDeadline } from "./deadline.ts";
+import { DeadlineTimer } from "./deadline.ts";
 import { isAbortError, SmtpError } from "./errors.ts";
 import { ReplyReader, type SmtpReply } from "./reply.ts";
 import type { SmtpPhase } from "./types.ts";
@@ -18,6 +18,7 @@ const encoder = new TextEncoder();
 export class Wire {
   #socket: SmtpSocket;
   #reader: ReplyReader;
+  #deadlines = new DeadlineTimer();
   #timeoutMs: number;
   #broken = false;
   #closed = false;
@@ -27,7 +28,9 @@ export class Wire {
   /** Talks over `socket`; each write and each reply gets `timeoutMs`. */
   constructor(socket: SmtpSocket, timeoutMs: number) {
     this.#socket = socket;
-    this.#reader = new ReplyReader(socket);
+    this.#reader = new ReplyReader(socket, {
+      deadline: (promise, options) => this.#deadlines.guard(promise, options),
+    });
     this.#timeoutMs = timeoutMs;
   }
 
@@ -71,7 +74,7 @@ export class Wire {
   async write(data: string | Uint8Array, signal?: AbortSignal): Promise<void> {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     try {
-      await withDeadline(this.#socket.write(bytes), {
+      await this.#deadlines.guard(this.#socket.write(bytes), {
         timeoutMs: this.#timeoutMs,
         phase: this.phase,
         what: "the server to accept our data",
@@ -101,6 +104,7 @@ export class Wire {
     if (this.#closed) return;
     this.#closed = true;
     this.#broken = true;
+    this.#deadlines.stop();
     await this.#socket.close();
   }
 

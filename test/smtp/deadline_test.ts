@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { withDeadline } from "../../src/smtp/deadline.ts";
+import { DeadlineTimer, withDeadline } from "../../src/smtp/deadline.ts";
 import { SmtpError } from "../../src/smtp/errors.ts";
 
 const never = () => new Promise<never>(() => {});
@@ -54,5 +54,57 @@ describe("withDeadline", () => {
       withDeadline(Promise.reject(new Error("boom")), { timeoutMs: 100, phase: "mail", what: "x" }),
       { message: "boom" },
     );
+  });
+});
+
+describe("DeadlineTimer", () => {
+  it("resolves steps that settle in time and fails each late one at its own deadline", async () => {
+    const timer = new DeadlineTimer();
+    const started = Date.now();
+    const slow = timer.guard(never(), { timeoutMs: 120, phase: "data", what: "the slow one" });
+    // An earlier deadline after a later one moves the shared timer.
+    const fast = timer.guard(never(), { timeoutMs: 30, phase: "mail", what: "the fast one" });
+    assert.equal(
+      await timer.guard(Promise.resolve("in time"), { timeoutMs: 10, phase: "rcpt", what: "x" }),
+      "in time",
+    );
+    await assert.rejects(fast, (error: unknown) => {
+      assert.ok(error instanceof SmtpError);
+      assert.equal(error.type, "timeout");
+      assert.equal(error.phase, "mail");
+      assert.match(error.message, /30 ms.*the fast one/);
+      return true;
+    });
+    assert.ok(Date.now() - started < 120, "the fast step failed before the slow one's deadline");
+    await assert.rejects(slow, /120 ms.*the slow one/);
+    assert.ok(Date.now() - started >= 119);
+    timer.stop();
+  });
+
+  it("names the whole deadline (reportedMs) and passes a step's own rejection on", async () => {
+    const timer = new DeadlineTimer();
+    await assert.rejects(
+      timer.guard(never(), { timeoutMs: 5, reportedMs: 800, phase: "mail", what: "a reply" }),
+      /800 ms/,
+    );
+    await assert.rejects(
+      timer.guard(Promise.reject(new Error("reset")), { timeoutMs: 50, phase: "mail", what: "x" }),
+      /reset/,
+    );
+    timer.stop();
+  });
+
+  it("cancels a step with a signal like withDeadline", async () => {
+    const timer = new DeadlineTimer();
+    const controller = new AbortController();
+    const waiting = timer.guard(never(), {
+      timeoutMs: 5000,
+      phase: "data",
+      what: "x",
+      signal: controller.signal,
+    });
+    controller.abort();
+    await assert.rejects(waiting, { name: "AbortError" });
+    timer.stop();
   });
 });
