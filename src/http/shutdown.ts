@@ -24,6 +24,7 @@
  * @module
  */
 
+import { SmtpError } from "../smtp/errors.ts";
 import type { Connect, ConnectOptions, SmtpSocket, StartTlsOptions } from "../socket/socket.ts";
 
 /** How long requests in flight may run on after SIGTERM/SIGINT by default (`SHUTDOWN_TIMEOUT_MS`). */
@@ -292,9 +293,18 @@ function resolvesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
   return Promise.race([promise.then(() => true), late]).finally(() => clearTimeout(timer));
 }
 
-/** The error of a connection refused or abandoned at the bound (a `connection` failure: nothing was sent). */
-function shuttingDown(): Error {
-  return new Error("edgemail is shutting down: no new SMTP connection is opened.");
+/**
+ * The error of a connection refused or abandoned at the bound: a `connection`
+ * failure (nothing was sent, so the key is released), an SmtpError so that it
+ * reaches the caller as it is, not as a host or port to check.
+ */
+function shuttingDown(): SmtpError {
+  return new SmtpError(
+    "connection",
+    "edgemail is shutting down: no new SMTP connection is opened and nothing was sent; " +
+      "retry the request once the service is back.",
+    { phase: "connect" },
+  );
 }
 
 /** Settles like `promise`, or rejects once `signal` aborts. */

@@ -35,7 +35,8 @@ const DEV_ENTRY = new URL("../../src/dev/main.ts", import.meta.url).pathname;
  * The scripted SMTP server: for a message whose data carries `X-Shutdown-Case:
  * <id>`, it counts the data, reports its arrival, and holds its reply until
  * released (`hold`) or says nothing until the client closes (`stall`). A
- * recipient `stall-<id>@…` is not answered (once) until the client closes.
+ * recipient `stall-<id>@…` is not answered (once) until the client closes; a
+ * recipient `refuse-<id>@…` is refused (550), which also counts as reaching it.
  */
 class ScriptedPeer {
   server!: FaultServer;
@@ -51,6 +52,12 @@ class ScriptedPeer {
   async start(): Promise<void> {
     this.server = await startFaultServer(smtpScript({
       RCPT: async (conn, line) => {
+        const refused = /^RCPT TO:<refuse-([^@>]+)@/i.exec(line)?.[1];
+        if (refused !== undefined) {
+          this.#signal(refused);
+          await conn.send("550 5.1.1 No such user\r\n");
+          return;
+        }
         const id = /^RCPT TO:<stall-([^@>]+)@/i.exec(line)?.[1];
         if (id !== undefined) {
           this.rcptAsked.set(id, (this.rcptAsked.get(id) ?? 0) + 1);
@@ -132,20 +139,35 @@ function messageOf(id: string, to = "bob@example.com") {
   };
 }
 
+/** A recipient whose RCPT the peer leaves unanswered (see {@linkcode ScriptedPeer.stallRcpt}). */
+function stalledTo(id: string): string {
+  return `stall-${id}@example.com`;
+}
+
+/** A recipient the peer refuses with 550. */
+function refusedTo(id: string): string {
+  return `refuse-${id}@example.com`;
+}
+
 interface SendOptions {
   key?: string;
   sse?: boolean;
 }
 
-/** POST /send; the response's body is left to the caller. */
-function post(url: string, body: unknown, options: SendOptions = {}): Promise<Response> {
+/** POST /send (or `path`); the response's body is left to the caller. */
+function post(
+  url: string,
+  body: unknown,
+  options: SendOptions = {},
+  path = "/send",
+): Promise<Response> {
   const headers: Record<string, string> = {
     Authorization: `Bearer ${API_KEY}`,
     "Content-Type": "application/json",
   };
   if (options.key !== undefined) headers["Idempotency-Key"] = options.key;
   if (options.sse) headers.Accept = "text/event-stream";
-  return fetch(`${url}/send`, {
+  return fetch(`${url}${path}`, {
     method: "POST",
     headers,
     body: JSON.stringify(body),
@@ -156,7 +178,7 @@ function post(url: string, body: unknown, options: SendOptions = {}): Promise<Re
 /** What a caller ends up with: the HTTP status, its Result, and whether it was a replay. */
 interface Outcome {
   http: number;
-  result: Record<string, unknown> & { status: string; error?: { type: string } };
+  result: Record<string, unknown> & { status: string; error?: { type: string; message?: string } };
   /** The Result exactly as received (the JSON body, or the `completed` event's data). */
   raw: string;
   replayed: boolean;
@@ -187,6 +209,59 @@ async function send(url: string, body: unknown, options: SendOptions = {}): Prom
     raw,
     replayed,
     events: events.map((event) => event.event ?? "message"),
+  };
+}
+
+/** What a caller of POST /send/batch ends up with. */
+interface BatchOutcome {
+  http: number;
+  /** The Results in input order (for SSE, the `completed` events' data by `index`). */
+  results: Outcome["result"][];
+  /** The JSON body, or the `completed` events' data in order of index and the `done` data. */
+  raw: string;
+  replayed: boolean;
+  /** For SSE: the event names in order, and the `done` counts. */
+  events?: string[];
+  done?: { sent: number; failed: number; cancelled: number };
+}
+
+/**
+ * POST /send/batch of `messages`, read to its end like {@linkcode send}. For
+ * SSE it checks what every batch stream must hold: one `completed` event per
+ * index, then `done` last.
+ */
+async function sendBatch(
+  url: string,
+  messages: unknown[],
+  options: SendOptions = {},
+): Promise<BatchOutcome> {
+  const response = await post(url, { messages }, options, "/send/batch");
+  const replayed = response.headers.get("Idempotent-Replayed") === "true";
+  if (!options.sse) {
+    const raw = await response.text();
+    return { http: response.status, results: JSON.parse(raw).results, raw, replayed };
+  }
+  assert.equal(response.status, 200);
+  const { events } = await readSse(response, { hangGuardMs: HANG_GUARD_MS });
+  const names = events.map((event) => event.event ?? "message");
+  const results: Outcome["result"][] = [];
+  for (const event of events.filter((event) => event.event === "completed")) {
+    const result = JSON.parse(event.data);
+    assert.equal(results[result.index], undefined, `two completed events for ${result.index}`);
+    results[result.index] = result;
+  }
+  assert.equal(results.length, messages.length, `completed events: ${JSON.stringify(events)}`);
+  assert.ok(results.every((result) => result !== undefined), JSON.stringify(events));
+  assert.equal(names.at(-1), "done", `the stream ends with done: ${JSON.stringify(events)}`);
+  assert.equal(names.filter((name) => name === "done").length, 1);
+  const done = JSON.parse(events.at(-1)!.data);
+  return {
+    http: response.status,
+    results,
+    raw: JSON.stringify({ results, done }),
+    replayed,
+    events: names,
+    done,
   };
 }
 
@@ -341,7 +416,6 @@ describe("graceful shutdown of the Deno entries", () => {
     peer.stallData(afterDot);
     peer.stallRcpt(atRcpt);
     peer.stallRcpt(atRcptSse);
-    const stalledTo = (id: string) => `stall-${id}@example.com`;
     const answers = Promise.all([
       send(server.url, messageOf(afterDot), { key: afterDot }),
       send(server.url, messageOf(atRcpt, stalledTo(atRcpt)), { key: atRcpt }),
@@ -380,6 +454,161 @@ describe("graceful shutdown of the Deno entries", () => {
       assert.equal(peer.rcptAsked.get(id), 2);
       assert.equal(peer.deliveries.get(id), 1);
     }
+    await next.stop();
+  });
+
+  for (const sse of [false, true]) {
+    const form = sse ? "SSE" : "sync JSON";
+    const aForm = sse ? "an SSE" : "a sync JSON";
+    const tag = sse ? "sse" : "sync";
+
+    it(`SIGTERM with ${aForm} batch of 3 in flight (Idempotency-Key): each message gets its real outcome, exit 0; a new process replays the batch`, async () => {
+      const kvFile = `batch-${tag}.sqlite3`;
+      const server = await start(kvFile, DRAIN_BOUND_MS);
+      const [first, second, refused] = [0, 1, 2].map((i) => newCase(`batch-${tag}-${i}`));
+      peer.hold(first);
+      peer.hold(second);
+      const messages = [
+        messageOf(first),
+        messageOf(second),
+        messageOf(refused, refusedTo(refused)),
+      ];
+      const key = newCase(`batch-${tag}-key`);
+      const answer = sendBatch(server.url, messages, { key, sse });
+      await Promise.all([first, second, refused].map((id) => peer.reached(id)));
+
+      server.signal("SIGTERM");
+      const exit = timeExit(server);
+      await guard(server.untilOutput(SHUTTING_DOWN), "the shutdown log line", {
+        ms: HANG_GUARD_MS,
+      });
+      assert.match(server.output(), /shutting down; 1 request\(s\) in flight/);
+      await untilRefused(server.url);
+      peer.release(first);
+      peer.release(second);
+
+      const outcome = await answer;
+      assert.equal(outcome.http, 200, outcome.raw);
+      assert.deepEqual(outcome.results.map((result) => result.token), [first, second, refused]);
+      assert.deepEqual(outcome.results.map((result) => result.status), ["sent", "sent", "failed"]);
+      assert.equal(outcome.results[2].error?.type, "rejected", outcome.raw);
+      if (sse) assert.deepEqual(outcome.done, { sent: 2, failed: 1, cancelled: 0 });
+      const { ms, code } = await exit;
+      console.log(`SIGTERM, ${aForm} batch of 3 in flight: exit ${code} after ${ms} ms`);
+      assert.equal(code, 0, server.output());
+      assert.match(server.output(), /every request in flight has finished/);
+      assert.doesNotMatch(server.output(), /still in flight after/);
+      assert.equal(peer.deliveries.get(first), 1);
+      assert.equal(peer.deliveries.get(second), 1);
+
+      const next = await start(kvFile, DRAIN_BOUND_MS);
+      const replay = await sendBatch(next.url, messages, { key, sse });
+      assert.equal(replay.replayed, true, replay.raw);
+      assert.equal(replay.http, 200);
+      assert.deepEqual(replay.results, outcome.results);
+      assert.deepEqual(replay.done, outcome.done);
+      if (sse) {
+        assert.deepEqual(replay.events, ["completed", "completed", "completed", "done"]);
+      } else assert.equal(replay.raw, outcome.raw);
+      assert.equal(peer.deliveries.get(first), 1, "the first message was sent again");
+      assert.equal(peer.deliveries.get(second), 1, "the second message was sent again");
+      await next.stop();
+    });
+
+    it(`past the bound, ${aForm} batch of 3: the message whose data was written is unknown_outcome, those stalled before their data fail without it; a new process replays the batch`, async () => {
+      const kvFile = `batch-forced-${tag}.sqlite3`;
+      const server = await start(kvFile, SHORT_BOUND_MS);
+      const [afterDot, atRcpt, atRcptToo] = [0, 1, 2].map((i) => newCase(`cut-${tag}-${i}`));
+      peer.stallData(afterDot);
+      peer.stallRcpt(atRcpt);
+      peer.stallRcpt(atRcptToo);
+      const messages = [
+        messageOf(afterDot),
+        messageOf(atRcpt, stalledTo(atRcpt)),
+        messageOf(atRcptToo, stalledTo(atRcptToo)),
+      ];
+      const key = newCase(`cut-${tag}-key`);
+      const answer = sendBatch(server.url, messages, { key, sse });
+      await Promise.all([afterDot, atRcpt, atRcptToo].map((id) => peer.reached(id)));
+      server.signal("SIGTERM");
+      const exit = timeExit(server);
+
+      const outcome = await answer;
+      assert.equal(outcome.http, 200, outcome.raw);
+      assert.deepEqual(outcome.results.map((result) => result.token), [
+        afterDot,
+        atRcpt,
+        atRcptToo,
+      ]);
+      assert.deepEqual(outcome.results.map((result) => result.status), [
+        "failed",
+        "failed",
+        "failed",
+      ]);
+      assert.equal(outcome.results[0].error?.type, "unknown_outcome", outcome.raw);
+      for (const failed of outcome.results.slice(1)) {
+        assert.notEqual(failed.error?.type, "unknown_outcome", outcome.raw);
+        assert.notEqual(failed.error?.type, "internal", outcome.raw);
+      }
+      if (sse) assert.deepEqual(outcome.done, { sent: 0, failed: 3, cancelled: 0 });
+      const { ms, code } = await exit;
+      console.log(
+        `SIGTERM past a ${SHORT_BOUND_MS} ms bound, a stalled ${form} batch of 3: exit ${code} after ${ms} ms`,
+      );
+      assert.equal(code, 0, server.output());
+      assert.match(server.output(), /1 request\(s\) still in flight after 500 ms/);
+
+      // Stored with the unknown_outcome: the whole batch is replayed, nothing is sent or asked again.
+      const next = await start(kvFile, DRAIN_BOUND_MS);
+      const replay = await sendBatch(next.url, messages, { key, sse });
+      assert.equal(replay.replayed, true, replay.raw);
+      assert.equal(replay.http, 200);
+      assert.deepEqual(replay.results, outcome.results);
+      assert.deepEqual(replay.done, outcome.done);
+      if (!sse) assert.equal(replay.raw, outcome.raw);
+      assert.equal(peer.deliveries.get(afterDot), 1, "the unknown message was sent again");
+      assert.equal(peer.rcptAsked.get(atRcpt), 1);
+      assert.equal(peer.rcptAsked.get(atRcptToo), 1);
+      await next.stop();
+    });
+  }
+
+  it("past the bound, a batch larger than the pool: the messages still queued for a connection fail too, without unknown_outcome", async () => {
+    // The pool opens at most 5 connections (SMTP_POOL_MAX's default): 5 stall at RCPT, 2 wait.
+    const server = await start("batch-queued.sqlite3", SHORT_BOUND_MS);
+    const ids = [0, 1, 2, 3, 4, 5, 6].map((i) => newCase(`queued-${i}`));
+    const [stalled, queued] = [ids.slice(0, 5), ids.slice(5)];
+    for (const id of stalled) peer.stallRcpt(id);
+    const key = newCase("queued-key");
+    const answer = sendBatch(server.url, ids.map((id) => messageOf(id, stalledTo(id))), { key });
+    await Promise.all(stalled.map((id) => peer.reached(id)));
+    server.signal("SIGTERM");
+    const exit = timeExit(server);
+    const outcome = await answer;
+    assert.equal(outcome.http, 200, outcome.raw);
+    assert.deepEqual(outcome.results.map((result) => result.token), ids);
+    for (const result of outcome.results) {
+      assert.equal(result.status, "failed", outcome.raw);
+      assert.notEqual(result.error?.type, "unknown_outcome", outcome.raw);
+      assert.notEqual(result.error?.type, "internal", outcome.raw);
+    }
+    for (const result of outcome.results.slice(5)) {
+      // Refused by the shutdown, and said so: not a host or port to check.
+      assert.match(String(result.error?.message), /^edgemail is shutting down/, outcome.raw);
+    }
+    const { ms, code } = await exit;
+    console.log(
+      `SIGTERM past a ${SHORT_BOUND_MS} ms bound, a batch of 7 (2 queued): exit ${code} after ${ms} ms`,
+    );
+    assert.ok(ms < HANG_GUARD_MS / 2, `exit after ${ms} ms`);
+    assert.deepEqual(queued.map((id) => peer.rcptAsked.get(id)), [undefined, undefined]);
+
+    // Nothing may have been delivered: the key is released and a retry sends them all.
+    const next = await start("batch-queued.sqlite3", DRAIN_BOUND_MS);
+    const retry = await sendBatch(next.url, ids.map((id) => messageOf(id, stalledTo(id))), { key });
+    assert.equal(retry.replayed, false, retry.raw);
+    assert.deepEqual(retry.results.map((result) => result.status), ids.map(() => "sent"));
+    assert.deepEqual(ids.map((id) => peer.rcptAsked.get(id)), [2, 2, 2, 2, 2, 1, 1]);
     await next.stop();
   });
 

@@ -12,6 +12,7 @@ import {
   ShutdownConfigError,
   shutdownTimeoutMs,
 } from "../../src/http/shutdown.ts";
+import { SmtpError } from "../../src/smtp/errors.ts";
 import type { SmtpSocket } from "../../src/socket/socket.ts";
 
 describe("shutdownTimeoutMs", () => {
@@ -160,7 +161,14 @@ describe("GracefulShutdown", () => {
     assert.equal(await shutdown.drain(), "forced");
     assert.equal(socket.closed, true);
     assert.equal(await answered, "unknown_outcome");
-    await assert.rejects(connect({ hostname: "mx.test", port: 25, tls: false }), /shutting down/);
+    // A connection failure before any data (the key is released), reported as it is.
+    await assert.rejects(connect({ hostname: "mx.test", port: 25, tls: false }), (error) => {
+      assert.ok(error instanceof SmtpError);
+      assert.equal(error.type, "connection");
+      assert.equal(error.phase, "connect");
+      assert.match(error.message, /^edgemail is shutting down: .*nothing was sent/);
+      return true;
+    });
     assert.match(lines.join("\n"), /still in flight after 10 ms/);
   });
 
