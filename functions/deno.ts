@@ -7,8 +7,8 @@
  * on Deno Deploy). Where Deno has no KV (Supabase Edge Functions), there is no
  * store: `Idempotency-Key` answers 501 and a public configuration must set
  * `RATE_LIMIT=off`. On SIGTERM or SIGINT it stops accepting and lets requests in
- * flight finish for up to `SHUTDOWN_TIMEOUT_MS` (default 30 000) before it exits
- * (see src/http/shutdown.ts).
+ * flight finish for up to `SHUTDOWN_TIMEOUT_MS` (default 30 000) before it exits,
+ * 0 or, when that bound cut work, 1 (see src/http/shutdown.ts).
  *
  * @module
  */
@@ -18,6 +18,7 @@ import { createApp } from "../src/http/app.ts";
 import { ConfigError, loadConfig } from "../src/http/config.ts";
 import { logFormatOf } from "../src/http/logging.ts";
 import {
+  drainExitCode,
   GracefulShutdown,
   onTerminationSignal,
   ShutdownConfigError,
@@ -58,11 +59,12 @@ try {
 
 // SIGTERM/SIGINT: `deno serve` stops accepting by itself; requests in flight, then the sends that
 // outlived their request (client.close() waits for them and says QUIT), run on for up to
-// SHUTDOWN_TIMEOUT_MS in all, and the process exits.
+// SHUTDOWN_TIMEOUT_MS in all, and the process exits: 0, or 1 when the bound cut work.
 onTerminationSignal(async () => {
-  await shutdown.drain({ settle: () => client.close() });
+  const code = drainExitCode(await shutdown.drain({ settle: () => client.close() }));
+  Deno.exitCode = code;
   // Nothing should be left to keep the process alive; if something is, do not wait for it.
-  Deno.unrefTimer(setTimeout(() => Deno.exit(0), 2000));
+  Deno.unrefTimer(setTimeout(() => Deno.exit(code), 2000));
 });
 
 // The connection info becomes Hono's `c.env`: the client address of public callers.

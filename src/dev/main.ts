@@ -14,7 +14,12 @@ import { Hono } from "hono";
 import { createApp } from "../http/app.ts";
 import { type Config, ConfigError, loadConfig } from "../http/config.ts";
 import { type LogFormat, logFormatOf } from "../http/logging.ts";
-import { GracefulShutdown, ShutdownConfigError, shutdownTimeoutMs } from "../http/shutdown.ts";
+import {
+  drainExitCode,
+  GracefulShutdown,
+  ShutdownConfigError,
+  shutdownTimeoutMs,
+} from "../http/shutdown.ts";
 import { denoConnect } from "../socket/deno.ts";
 import { openDenoKvStore } from "../store/deno_kv.ts";
 import type { Store } from "../store/store.ts";
@@ -53,7 +58,8 @@ class StartupError extends Error {
 
 /**
  * Runs the development server until SIGINT or SIGTERM. Resolves with the exit
- * code: 0 after a clean shutdown, 1 when it could not start.
+ * code: 0 after a clean shutdown, 1 when it could not start or the shutdown
+ * had to cut work at `SHUTDOWN_TIMEOUT_MS`.
  */
 export async function main(env: Env = Deno.env.toObject()): Promise<number> {
   let mailServer: DevMailServer | undefined;
@@ -102,11 +108,14 @@ export async function main(env: Env = Deno.env.toObject()): Promise<number> {
     // Not shutdown.abort(): Deno.serve's abort signal cuts the connections in flight.
     // shutdown() stops accepting and lets them finish; the drain bounds how long.
     const stopped = server.shutdown();
-    // Past the bound a response may still be unfinished (a stalled reader): not waited for.
-    if ((await graceful.drain()) === "drained") await stopped;
+    const drain = await graceful.drain();
+    // Past the bound the last responses (unknown_outcome…) were handed over but may not be
+    // written yet; a stalled reader would hold `stopped` forever, so it gets a moment only.
+    if (drain === "drained") await stopped;
+    else await settledWithin(stopped, FORCED_RESPONSES_MS);
     await mailServer?.close();
     await store.close();
-    return 0;
+    return drainExitCode(drain);
   } catch (error) {
     await mailServer?.close();
     await store?.close();
@@ -114,6 +123,17 @@ export async function main(env: Env = Deno.env.toObject()): Promise<number> {
     for (const problem of error.problems) console.error(`edgemail dev: ${problem}`);
     return 1;
   }
+}
+
+/** After a forced drain, how long the responses handed over may take to be written. */
+const FORCED_RESPONSES_MS = 2000;
+
+/** Resolves once `promise` has settled, or after `ms`. */
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+  await Promise.race([promise.catch(() => {}), late]);
+  clearTimeout(timer);
 }
 
 /** `PORT`-like variables: an integer 0..65535, 0 meaning any free port. */

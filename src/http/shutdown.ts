@@ -10,7 +10,8 @@
  * has its SMTP connections closed under it (connections still being opened
  * are abandoned): a message whose data was written is reported `unknown_outcome`
  * (it may have been delivered), one whose data was not is an error that
- * delivered nothing. Their responses are still written before the process ends.
+ * delivered nothing. Their responses are still written before the process ends,
+ * which then exits 1 instead of 0 ({@linkcode drainExitCode}).
  *
  * @example
  * ```ts
@@ -89,6 +90,17 @@ export interface DrainOptions {
 
 /** How a shutdown ended: every request finished in time, or some were cut at the bound. */
 export type DrainResult = "drained" | "forced";
+
+/**
+ * The process's exit status after a drain: 0 when everything finished within
+ * the bound; 1 when work was cut at it (a request or send closed under it,
+ * possibly an `unknown_outcome`), so that a process manager records the
+ * shutdown as failed and someone looks at why it was too slow. A second
+ * signal exits 130 (see {@linkcode onTerminationSignal}).
+ */
+export function drainExitCode(result: DrainResult): 0 | 1 {
+  return result === "drained" ? 0 : 1;
+}
 
 /** A fetch handler as `deno serve` and `Deno.serve` call it. */
 type FetchHandler<A extends unknown[]> = (
@@ -232,6 +244,9 @@ export class GracefulShutdown {
     if (!(await resolvesWithin(settling, FORCED_GRACE_MS))) {
       this.#log("edgemail: the SMTP connections are still closing; exiting without them");
     }
+    this.#log(
+      `edgemail: shutdown forced at the bound; exit status ${drainExitCode("forced")}`,
+    );
     return "forced";
   }
 

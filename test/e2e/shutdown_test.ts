@@ -9,7 +9,8 @@
  * whose data was written is `unknown_outcome` (stored: a retry does not send
  * it again), one stalled before its data or in its TLS handshake fails
  * without it (the key is released: a retry sends), and a send whose SSE
- * client went away is cut at the bound too. A second signal exits at once.
+ * client went away is cut at the bound too; such a forced drain exits 1. A
+ * second signal exits at once (130).
  *
  * Prints the time from each signal to the process's exit.
  */
@@ -297,6 +298,15 @@ async function timeExit(server: ServeProcess): Promise<{ ms: number; code: numbe
 
 const SHUTTING_DOWN = /edgemail: shutting down; \d+ request\(s\) in flight/;
 
+/**
+ * A drain that had to cut work at the bound ends with exit status 1, so a
+ * process manager records the shutdown as failed, and the log says why.
+ */
+function assertForcedExit(server: ServeProcess, code: number): void {
+  assert.equal(code, 1, server.output());
+  assert.match(server.output(), /edgemail: shutdown forced at the bound; exit status 1/);
+}
+
 describe("graceful shutdown of the Deno entries", () => {
   const peer = new ScriptedPeer();
   let kvDir: string;
@@ -366,7 +376,7 @@ describe("graceful shutdown of the Deno entries", () => {
     assert.equal(code, 0, server.output());
     assert.ok(ms < DRAIN_BOUND_MS, `exit after ${ms} ms, beyond the bound`);
     assert.match(server.output(), /every request in flight has finished/);
-    assert.doesNotMatch(server.output(), /still in flight after/);
+    assert.doesNotMatch(server.output(), /still in flight after|shutdown forced/);
     assert.equal(peer.deliveries.get(sync), 1);
     assert.equal(peer.deliveries.get(sse), 1);
   });
@@ -437,7 +447,7 @@ describe("graceful shutdown of the Deno entries", () => {
     console.log(
       `SIGTERM past a ${SHORT_BOUND_MS} ms bound, 3 stalled sends: exit ${code} after ${ms} ms`,
     );
-    assert.equal(code, 0, server.output());
+    assertForcedExit(server, code);
     assert.match(server.output(), /3 request\(s\) still in flight after 500 ms/);
 
     const next = await start("forced.sqlite3", DRAIN_BOUND_MS);
@@ -555,7 +565,7 @@ describe("graceful shutdown of the Deno entries", () => {
       console.log(
         `SIGTERM past a ${SHORT_BOUND_MS} ms bound, a stalled ${form} batch of 3: exit ${code} after ${ms} ms`,
       );
-      assert.equal(code, 0, server.output());
+      assertForcedExit(server, code);
       assert.match(server.output(), /1 request\(s\) still in flight after 500 ms/);
 
       // Stored with the unknown_outcome: the whole batch is replayed, nothing is sent or asked again.
@@ -600,6 +610,7 @@ describe("graceful shutdown of the Deno entries", () => {
     console.log(
       `SIGTERM past a ${SHORT_BOUND_MS} ms bound, a batch of 7 (2 queued): exit ${code} after ${ms} ms`,
     );
+    assertForcedExit(server, code);
     assert.ok(ms < HANG_GUARD_MS / 2, `exit after ${ms} ms`);
     assert.deepEqual(queued.map((id) => peer.rcptAsked.get(id)), [undefined, undefined]);
 
@@ -643,7 +654,7 @@ describe("graceful shutdown of the Deno entries", () => {
       console.log(
         `SIGTERM past a ${SHORT_BOUND_MS} ms bound, 1 send in its TLS handshake: exit ${code} after ${ms} ms`,
       );
-      assert.equal(code, 0, server.output());
+      assertForcedExit(server, code);
     } finally {
       silent.close();
       await accepting.catch(() => {});
@@ -680,7 +691,7 @@ describe("graceful shutdown of the Deno entries", () => {
     console.log(
       `SIGTERM past a ${SHORT_BOUND_MS} ms bound, 1 send whose SSE client left: exit ${code} after ${ms} ms`,
     );
-    assert.equal(code, 0, server.output());
+    assertForcedExit(server, code);
     assert.ok(ms < smtpTimeoutMs, `exit after ${ms} ms: the send was not cut at the bound`);
 
     const next = await start("gone.sqlite3", DRAIN_BOUND_MS);
@@ -712,6 +723,27 @@ describe("graceful shutdown of the Deno entries", () => {
     const { ms, code } = await exit;
     console.log(`deno task dev, SIGTERM, 1 send in flight: exit ${code} after ${ms} ms`);
     assert.equal(code, 0, server.output());
+  });
+
+  it("deno task dev past the bound: the send whose data was written is unknown_outcome, exit 1", async () => {
+    const server = await start("dev-forced.sqlite3", SHORT_BOUND_MS, {
+      env: { PORT: "{port}" },
+      args: ["run", "--allow-all", "--unstable-no-legacy-abort", DEV_ENTRY],
+    });
+    const id = newCase("dev-forced");
+    peer.stallData(id);
+    const answer = send(server.url, messageOf(id), { key: id });
+    await peer.reached(id);
+    server.signal("SIGTERM");
+    const exit = timeExit(server);
+    const outcome = await answer;
+    assert.equal(outcome.http, 502, outcome.raw);
+    assert.equal(outcome.result.error?.type, "unknown_outcome");
+    const { ms, code } = await exit;
+    console.log(
+      `deno task dev, SIGTERM past a ${SHORT_BOUND_MS} ms bound, 1 stalled send: exit ${code} after ${ms} ms`,
+    );
+    assertForcedExit(server, code);
   });
 
   it("a second signal ends the process at once (exit 130) without waiting for the send in flight", async () => {

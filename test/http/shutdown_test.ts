@@ -8,6 +8,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  drainExitCode,
   GracefulShutdown,
   ShutdownConfigError,
   shutdownTimeoutMs,
@@ -92,7 +93,9 @@ describe("GracefulShutdown", () => {
   });
 
   it("drains at once when nothing is in flight", async () => {
-    assert.equal(await new GracefulShutdown(quiet).drain(), "drained");
+    const drain = await new GracefulShutdown(quiet).drain();
+    assert.equal(drain, "drained");
+    assert.equal(drainExitCode(drain), 0);
   });
 
   it("waits for the request in flight, within the bound", async () => {
@@ -158,7 +161,11 @@ describe("GracefulShutdown", () => {
     });
     const answered = handler(new Request("http://x/")).then((response) => response.text());
     await new Promise((resolve) => setTimeout(resolve, 0));
-    assert.equal(await shutdown.drain(), "forced");
+    const drain = await shutdown.drain();
+    assert.equal(drain, "forced");
+    // Work was cut: a process manager must see a failure.
+    assert.equal(drainExitCode(drain), 1);
+    assert.match(lines.at(-1)!, /shutdown forced at the bound; exit status 1/);
     assert.equal(socket.closed, true);
     assert.equal(await answered, "unknown_outcome");
     // A connection failure before any data (the key is released), reported as it is.
