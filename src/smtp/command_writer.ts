@@ -13,10 +13,25 @@ import type { Wire } from "./wire.ts";
 
 const encoder = new TextEncoder();
 
-/** Buffers one command group and writes it to a {@linkcode Wire}. */
+/** The first output buffer: a small message's end and the next envelope fit. */
+const FIRST_BUFFER_BYTES = 4096;
+/** A buffer grown past this is not kept for the next group. */
+const KEPT_BUFFER_BYTES = 256 * 1024;
+
+/**
+ * Buffers one command group and writes it to a {@linkcode Wire}.
+ *
+ * Commands are encoded, and queued bytes copied, straight into an output
+ * buffer that is written as it is: no array per command and no
+ * concatenation per write. Two buffers take turns, and one is filled again
+ * only after the write that took it completed (a write that fails drops
+ * it), so bytes still being written are never changed.
+ */
 export class CommandWriter {
   #wire: Wire;
-  #out: Uint8Array[] = [];
+  #buffer: Uint8Array | undefined;
+  /** The buffer of the last write that completed, to fill next. */
+  #spare: Uint8Array | undefined;
   #outBytes = 0;
   #outEnds: Flight[] = [];
   /** The flight whose data end is the last thing queued, if it is. */
@@ -32,17 +47,31 @@ export class CommandWriter {
     return this.#outBytes;
   }
 
-  /** Adds `bytes` to the group. */
+  /** Adds `bytes` to the group (copied: the caller may reuse them at once). */
   queue(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
-    this.#out.push(bytes);
+    const buffer = this.#room(bytes.length);
+    buffer.set(bytes, this.#outBytes);
     this.#outBytes += bytes.length;
     this.#tailEnd = undefined;
   }
 
   /** Adds the command `line` (without CRLF) to the group. */
   command(line: string): void {
-    this.queue(encoder.encode(line + "\r\n"));
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+    const buffer = this.#room(line.length * 3 + 2);
+    let at = this.#outBytes;
+    let i = 0;
+    for (; i < line.length; i++) {
+      const code = line.charCodeAt(i);
+      if (code >= 0x80) break;
+      buffer[at++] = code;
+    }
+    if (i < line.length) at += encoder.encodeInto(line.slice(i), buffer.subarray(at)).written;
+    buffer[at++] = 0x0d;
+    buffer[at++] = 0x0a;
+    this.#outBytes = at;
+    this.#tailEnd = undefined;
   }
 
   /** The bytes queued last end `flight`'s data: it is committed now. */
@@ -61,18 +90,20 @@ export class CommandWriter {
    * connection is closed at once.
    */
   async flush(): Promise<void> {
-    if (this.#out.length === 0) return;
-    const parts = this.#out;
+    if (this.#outBytes === 0) return;
+    const buffer = this.#buffer!;
+    const bytes = buffer.subarray(0, this.#outBytes);
     const ends = this.#outEnds;
     const tailEnd = this.#tailEnd;
-    this.#out = [];
+    this.#buffer = this.#spare;
+    this.#spare = undefined;
     this.#outBytes = 0;
     this.#outEnds = [];
     this.#tailEnd = undefined;
-    const bytes = parts.length === 1 ? parts[0] : concat(parts);
     let lost: Flight | undefined;
     try {
       await this.#wire.write(bytes);
+      if (buffer.length <= KEPT_BUFFER_BYTES) this.#spare = buffer;
     } catch (error) {
       if (error instanceof SmtpError && (error.type === "connection" || error.type === "timeout")) {
         lost = tailEnd;
@@ -88,16 +119,18 @@ export class CommandWriter {
     await this.flush();
     await this.#wire.write(bytes, signal);
   }
-}
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
+  /** The output buffer, with room for `bytes` more after what is queued. */
+  #room(bytes: number): Uint8Array {
+    const needed = this.#outBytes + bytes;
+    let buffer = this.#buffer;
+    if (buffer === undefined || buffer.length < needed) {
+      let size = buffer?.length ?? FIRST_BUFFER_BYTES;
+      while (size < needed) size *= 2;
+      const grown = new Uint8Array(size);
+      if (buffer !== undefined) grown.set(buffer.subarray(0, this.#outBytes));
+      this.#buffer = buffer = grown;
+    }
+    return buffer;
   }
-  return out;
 }

@@ -19,6 +19,23 @@ class FailingSocket extends MemorySocket {
 }
 
 const bytes = (text: string) => new TextEncoder().encode(text);
+const text = (data: Uint8Array) => new TextDecoder().decode(data);
+
+/** A memory socket that keeps each written array as it is and completes a write when told. */
+class HoldingSocket extends MemorySocket {
+  held: Uint8Array[] = [];
+  #complete: (() => void)[] = [];
+  constructor() {
+    super([]);
+  }
+  override write(data: Uint8Array): Promise<void> {
+    this.held.push(data);
+    return new Promise((resolve) => this.#complete.push(resolve));
+  }
+  completeWrites(): void {
+    for (const complete of this.#complete.splice(0)) complete();
+  }
+}
 
 describe("CommandWriter", () => {
   it("writes a group of commands as one write, each line with CRLF", async () => {
@@ -81,5 +98,41 @@ describe("CommandWriter", () => {
     writer.command("MAIL FROM:<a@example.com>");
     await assert.rejects(writer.flush());
     assert.equal(flight.endWritten, true);
+  });
+
+  it("never changes bytes a write still holds, nor takes the caller's bytes by reference", async () => {
+    const socket = new HoldingSocket();
+    const writer = new CommandWriter(new Wire(socket, 1000));
+    writer.command("MAIL FROM:<a@example.com>");
+    const first = writer.flush();
+    const content = bytes("hi\r\n.\r\n");
+    writer.queue(content);
+    content.fill(0x58); // the caller reuses its buffer at once
+    writer.command("RCPT TO:<b@example.org>");
+    const second = writer.flush();
+    assert.equal(text(socket.held[0]), "MAIL FROM:<a@example.com>\r\n");
+    assert.equal(text(socket.held[1]), "hi\r\n.\r\nRCPT TO:<b@example.org>\r\n");
+    socket.completeWrites();
+    await Promise.all([first, second]);
+    writer.command("DATA");
+    const third = writer.flush();
+    assert.equal(text(socket.held[2]), "DATA\r\n");
+    socket.completeWrites();
+    await third;
+  });
+
+  it("encodes a non-ASCII command as UTF-8 and grows for a group of any size", async () => {
+    const socket = new MemorySocket([]);
+    const writer = new CommandWriter(new Wire(socket, 1000));
+    const content = "x".repeat(10_000) + "\r\n.\r\n";
+    writer.queue(bytes(content));
+    writer.command("MAIL FROM:<jörg@bücher.example> SMTPUTF8");
+    writer.command("RCPT TO:<😀@example.org>");
+    const group = content +
+      "MAIL FROM:<jörg@bücher.example> SMTPUTF8\r\nRCPT TO:<😀@example.org>\r\n";
+    assert.equal(writer.queuedBytes, bytes(group).length);
+    await writer.flush();
+    assert.equal(socket.writes.length, 1);
+    assert.equal(socket.written, group);
   });
 });
