@@ -123,6 +123,7 @@ const EnvSchema = v.object({
   SMTP_AUTH: variable(mechanism),
   SMTP_NAME: variable(ehloName),
   SMTP_TIMEOUT_MS: variable(integer(1, MAX_TIMER_MS)),
+  SMTP_POOL_MAX: variable(integer(1, 1000)),
   MAIL_FROM: variable(mailbox),
   ALLOWED_FROM: variable(allowlist),
   ALLOWED_TO: variable(allowlist),

@@ -15,6 +15,9 @@ export type ResolvedSmtpOptions = SmtpClientOptions & { port: number; tls: TlsMo
 /** The default of `SMTP_TIMEOUT_MS` (contract section 2). */
 export const DEFAULT_SMTP_TIMEOUT_MS = 30_000;
 
+/** The default of `SMTP_POOL_MAX` (contract section 2), the client's own default too. */
+export const DEFAULT_SMTP_POOL_MAX = 5;
+
 /** The parsed `SMTP_*` variables that {@linkcode smtpOptions} combines. */
 export interface SmtpVariables {
   /** `SMTP_URL`, parsed. */
@@ -39,6 +42,8 @@ export interface SmtpVariables {
   SMTP_NAME?: string;
   /** `SMTP_TIMEOUT_MS`. */
   SMTP_TIMEOUT_MS?: number;
+  /** `SMTP_POOL_MAX`: most connections open at once per isolate. */
+  SMTP_POOL_MAX?: number;
 }
 
 /** Combines `SMTP_URL` or `SMTP_HOST` and friends into client options; pushes problems. */
@@ -66,6 +71,7 @@ export function smtpOptions(
     port: url?.port ?? vars.SMTP_PORT ?? (tls === "implicit" ? 465 : 587),
     tls,
     timeoutMs: vars.SMTP_TIMEOUT_MS ?? DEFAULT_SMTP_TIMEOUT_MS,
+    pool: { maxConnections: vars.SMTP_POOL_MAX ?? DEFAULT_SMTP_POOL_MAX },
   };
   if (vars.SMTP_NAME !== undefined) options.name = vars.SMTP_NAME;
   if (vars.SMTP_CA_CERT !== undefined) options.caCerts = [vars.SMTP_CA_CERT];

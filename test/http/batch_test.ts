@@ -124,6 +124,32 @@ describe("POST /send/batch", () => {
     assert.equal(rcpt.length, 4);
   });
 
+  it("opens at most SMTP_POOL_MAX connections for a batch", async () => {
+    const config = loadConfig({
+      SMTP_URL: `smtp://127.0.0.1:${server.port}`,
+      SMTP_CA_CERT: server.caCert,
+      API_KEYS: API_KEY,
+      MAIL_FROM: "app@example.com",
+      SMTP_POOL_MAX: "2",
+    });
+    // The client the app builds from its configuration when it is given none.
+    const own = new SmtpClient(config.smtp);
+    try {
+      const opened = server.connections;
+      const batch = Array.from({ length: 8 }, (_, i) => ({ to: "a@example.com", text: `p${i}` }));
+      const response = await createApp(config, { client: own }).request(
+        "/send/batch",
+        request(batch),
+      );
+      const { results } = await response.json();
+      assert.deepEqual(results.map((r: { status: string }) => r.status), batch.map(() => "sent"));
+      const used = server.connections - opened;
+      assert.ok(used >= 1 && used <= 2, `${used} connections for SMTP_POOL_MAX=2`);
+    } finally {
+      await own.close();
+    }
+  });
+
   it("hands every message to the client at once, validated once: the pool bounds concurrency", async () => {
     const config = configOf();
     const watched = new WatchedClient({

@@ -27,6 +27,7 @@ describe("loadConfig: SMTP_URL", () => {
       port: 587,
       tls: "starttls",
       timeoutMs: 30000,
+      pool: { maxConnections: 5 },
     });
     assert.equal(config.maxMessageBytes, 26214400);
     assert.equal(config.maxRecipients, 50);
@@ -119,12 +120,14 @@ describe("loadConfig: SMTP_HOST and friends", () => {
       SMTP_AUTH: "CRAM-MD5",
       SMTP_NAME: "edge.example.com",
       SMTP_TIMEOUT_MS: "5000",
+      SMTP_POOL_MAX: "12",
     });
     assert.deepEqual(smtp, {
       host: "smtp.example.com",
       port: 465,
       tls: "implicit",
       timeoutMs: 5000,
+      pool: { maxConnections: 12 },
       name: "edge.example.com",
       auth: { username: "ann", password: SECRET_PASS, mechanism: "cram-md5" },
     });
@@ -218,6 +221,7 @@ describe("loadConfig: every bad variable is named, values never echoed", () => {
     SMTP_AUTH: ["gssapi", /^SMTP_AUTH must be one of plain, login, cram-md5, xoauth2/],
     SMTP_NAME: ["edge_node\r\n", /^SMTP_NAME must be a host name/],
     SMTP_TIMEOUT_MS: ["0", /^SMTP_TIMEOUT_MS must be a whole number from 1 to 2147483647/],
+    SMTP_POOL_MAX: ["0", /^SMTP_POOL_MAX must be a whole number from 1 to 1000/],
     MAIL_FROM: ["Ann <ann-at-example.com>", /^MAIL_FROM is not a valid address: /],
     ALLOWED_FROM: ["ann@example.com, bob", /^ALLOWED_FROM entry 2 is not an address or @domain/],
     ALLOWED_TO: ["@exa_mple.com", /^ALLOWED_TO entry 1 is not an address or @domain/],

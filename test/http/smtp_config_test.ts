@@ -1,6 +1,10 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { DEFAULT_SMTP_TIMEOUT_MS, smtpOptions } from "../../src/http/smtp_config.ts";
+import {
+  DEFAULT_SMTP_POOL_MAX,
+  DEFAULT_SMTP_TIMEOUT_MS,
+  smtpOptions,
+} from "../../src/http/smtp_config.ts";
 import { smtpUrl } from "../../src/http/smtp_url.ts";
 
 describe("smtpOptions", () => {
@@ -11,6 +15,7 @@ describe("smtpOptions", () => {
       port: 465,
       tls: "implicit",
       timeoutMs: DEFAULT_SMTP_TIMEOUT_MS,
+      pool: { maxConnections: DEFAULT_SMTP_POOL_MAX },
     });
     assert.deepEqual(problems, []);
   });
