@@ -119,17 +119,22 @@ export class ReplyReader {
 
   /** Reads the next complete reply. */
   async read(options: ReadReplyOptions): Promise<SmtpReply> {
-    const lines: { code: string; text: string }[] = [];
+    let lines: ReplyLine[] | undefined;
     // One deadline for the whole reply: a server trickling bytes cannot stretch it.
     const deadline = Date.now() + options.timeoutMs;
     while (true) {
-      const line = await this.#readLine(options, deadline);
-      const match = REPLY_LINE.exec(line);
-      if (!match) {
+      // A line already buffered (the usual case for pipelined replies) costs no promise.
+      const line = this.#takeLine(options) ?? await this.#readLine(options, deadline);
+      const separator = replySeparator(line);
+      if (separator === undefined) {
         throw protocolError(options.phase, "a reply line that does not start with a 3-digit code");
       }
-      const [, code, separator, text = ""] = match;
-      if (lines.length > 0 && code !== lines[0].code) {
+      const code = line.slice(0, 3);
+      const text = line.length > 4 ? line.slice(4) : "";
+      if (lines === undefined) {
+        if (separator !== "-") return singleLineReply(code, text);
+        lines = [];
+      } else if (code !== lines[0].code) {
         throw protocolError(
           options.phase,
           `a multi-line reply whose codes differ (${lines[0].code} then ${code})`,
@@ -143,35 +148,33 @@ export class ReplyReader {
     }
   }
 
+  /** The next line if the buffer holds all of it (consumed, without CRLF); else `undefined`. */
+  #takeLine(options: ReadReplyOptions): string | undefined {
+    const lf = this.#buffer.indexOf(LF);
+    if (lf === -1) return undefined;
+    if (lf === 0 || this.#buffer[lf - 1] !== CR) {
+      throw protocolError(options.phase, "a reply line ended by a bare LF instead of CRLF");
+    }
+    if (lf - 1 > this.#maxLineLength) {
+      throw protocolError(options.phase, `a reply line longer than ${this.#maxLineLength} octets`);
+    }
+    const line = this.#buffer.subarray(0, lf - 1);
+    if (line.includes(CR)) {
+      throw protocolError(options.phase, "a reply line containing a bare CR");
+    }
+    const text = decoder.decode(line);
+    this.#buffer = this.#buffer.subarray(lf + 1);
+    return text;
+  }
+
   async #readLine(options: ReadReplyOptions, deadline: number): Promise<string> {
-    let searchFrom = 0;
     while (true) {
-      const lf = this.#buffer.indexOf(LF, searchFrom);
-      if (lf !== -1) {
-        if (lf === 0 || this.#buffer[lf - 1] !== CR) {
-          throw protocolError(options.phase, "a reply line ended by a bare LF instead of CRLF");
-        }
-        if (lf - 1 > this.#maxLineLength) {
-          throw protocolError(
-            options.phase,
-            `a reply line longer than ${this.#maxLineLength} octets`,
-          );
-        }
-        const line = this.#buffer.subarray(0, lf - 1);
-        if (line.includes(CR)) {
-          throw protocolError(options.phase, "a reply line containing a bare CR");
-        }
-        const text = decoder.decode(line);
-        this.#buffer = this.#buffer.subarray(lf + 1);
-        return text;
-      }
       if (this.#buffer.length > this.#maxLineLength + 1) {
         throw protocolError(
           options.phase,
           `a reply line longer than ${this.#maxLineLength} octets`,
         );
       }
-      searchFrom = this.#buffer.length;
       const pending = this.#pendingRead ?? this.#socket.read();
       this.#pendingRead = undefined;
       const chunk = await this.#deadline(pending, {
@@ -192,7 +195,9 @@ export class ReplyReader {
           { phase: options.phase },
         );
       }
-      this.#buffer = concatBytes(this.#buffer, chunk);
+      this.#buffer = this.#buffer.length === 0 ? chunk : concatBytes(this.#buffer, chunk);
+      const line = this.#takeLine(options);
+      if (line !== undefined) return line;
     }
   }
 
@@ -248,13 +253,58 @@ export function replyError(
   });
 }
 
-function buildReply(lines: { code: string; text: string }[]): SmtpReply {
-  const code = Number(lines[0].code);
-  const enhanced = ENHANCED_CODE.exec(lines[0].text);
+/** One reply line: its code and its text after the separator. */
+interface ReplyLine {
+  code: string;
+  text: string;
+}
+
+/**
+ * The separator of a reply line (`" "`, `"-"`, or `""` for a bare code), or
+ * `undefined` when the line does not start with a reply code; what
+ * `REPLY_LINE` matches, without a regular expression per line.
+ */
+function replySeparator(line: string): string | undefined {
+  if (line.length < 3) return undefined;
+  const c0 = line.charCodeAt(0);
+  const c1 = line.charCodeAt(1);
+  const c2 = line.charCodeAt(2);
+  if (c0 < 0x32 || c0 > 0x35 || c1 < 0x30 || c1 > 0x35 || c2 < 0x30 || c2 > 0x39) {
+    return undefined;
+  }
+  if (line.length === 3) return "";
+  const separator = line[3];
+  return separator === " " || separator === "-" ? separator : undefined;
+}
+
+/** The enhanced code of a reply whose first line is `code` `text`, if it has one. */
+function enhancedCodeOf(code: string, text: string): string | undefined {
+  // ENHANCED_CODE needs a dot second; most texts without an enhanced code are rejected here.
+  if (text.charCodeAt(1) !== 0x2e) return undefined;
+  const enhanced = ENHANCED_CODE.exec(text);
   // An enhanced code counts only when its class agrees with the reply code (RFC 3463).
-  const enhancedCode = enhanced && enhanced[1] === lines[0].code[0]
+  return enhanced && enhanced[1] === code[0]
     ? `${enhanced[1]}.${enhanced[2]}.${enhanced[3]}`
     : undefined;
+}
+
+/** {@linkcode buildReply} for a reply of one line. */
+function singleLineReply(code: string, text: string): SmtpReply {
+  const enhancedCode = enhancedCodeOf(code, text);
+  return {
+    code: Number(code),
+    enhancedCode,
+    lines: [text],
+    message: enhancedCode !== undefined && text.startsWith(enhancedCode)
+      ? text.slice(enhancedCode.length).trimStart()
+      : text,
+    raw: `${code} ${text}`.trimEnd(),
+  };
+}
+
+function buildReply(lines: ReplyLine[]): SmtpReply {
+  const code = Number(lines[0].code);
+  const enhancedCode = enhancedCodeOf(lines[0].code, lines[0].text);
   const texts = lines.map(({ text }) =>
     enhancedCode !== undefined && text.startsWith(enhancedCode)
       ? text.slice(enhancedCode.length).trimStart()

@@ -68,6 +68,31 @@ describe("ReplyReader", () => {
     assert.equal(bare.code, 250);
   });
 
+  it("gives a one-line reply the fields a multi-line one has", async () => {
+    const r = reader("250 2.0.0 Ok: queued\r\n354 End data\r\n221 \r\n");
+    assert.deepEqual(await r.read(options), {
+      code: 250,
+      enhancedCode: "2.0.0",
+      lines: ["2.0.0 Ok: queued"],
+      message: "Ok: queued",
+      raw: "250 2.0.0 Ok: queued",
+    });
+    assert.deepEqual(await r.read(options), {
+      code: 354,
+      enhancedCode: undefined,
+      lines: ["End data"],
+      message: "End data",
+      raw: "354 End data",
+    });
+    assert.deepEqual(await r.read(options), {
+      code: 221,
+      enhancedCode: undefined,
+      lines: [""],
+      message: "",
+      raw: "221",
+    });
+  });
+
   it("ignores an enhanced code whose class disagrees with the reply code", async () => {
     const reply = await reader("250 5.0.0 odd\r\n").read(options);
     assert.equal(reply.enhancedCode, undefined);
@@ -80,6 +105,8 @@ describe("ReplyReader", () => {
       [["25 short\r\n"], /3-digit code/],
       [["abc hello\r\n"], /3-digit code/],
       [["650 bad class\r\n"], /3-digit code/],
+      [["260 bad second digit\r\n"], /3-digit code/],
+      [["2a0 not a digit\r\n"], /3-digit code/],
       [["250xhello\r\n"], /3-digit code/],
       [["250 bare LF\n"], /bare LF/],
       [["250 a\rb\r\n"], /bare CR/],
