@@ -156,6 +156,34 @@ export class DataEncoder {
     this.#buffer = new Uint8Array(this.#limit + TERMINATOR_ROOM);
   }
 
+  /**
+   * Encodes all of `chunks` as new data: starts over ({@linkcode DataEncoder.restart}),
+   * then writes each chunk and ends.
+   */
+  *encode(chunks: Iterable<Uint8Array>): Generator<Uint8Array> {
+    this.restart();
+    for (const chunk of chunks) yield* this.write(chunk);
+    yield* this.end();
+  }
+
+  /**
+   * Starts over for new data, as a new encoder with the same options would.
+   * With `reuseBuffers`, a first-size buffer is kept (no allocation per small
+   * message), so every chunk yielded before is invalid from now on.
+   */
+  restart(): void {
+    this.#recent = [];
+    this.#ready = [];
+    this.#length = 0;
+    this.#atLineStart = true;
+    this.#skipLf = false;
+    this.#ended = false;
+    this.#limit = Math.min(this.#chunkSize, FIRST_BUFFER_SIZE);
+    if (!this.#reuse || this.#buffer.length !== this.#limit + TERMINATOR_ROOM) {
+      this.#buffer = new Uint8Array(this.#limit + TERMINATOR_ROOM);
+    }
+  }
+
   /** Encodes `chunk` and yields the output chunks that became full. */
   *write(chunk: Uint8Array): Generator<Uint8Array> {
     if (this.#ended) throw new TypeError("DataEncoder.write() was called after end()");

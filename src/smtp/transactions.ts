@@ -24,7 +24,7 @@
 
 import type { Capabilities } from "./capabilities.ts";
 import { CommandWriter } from "./command_writer.ts";
-import { canonicalizeLineEnds, encodeData } from "./data_encoder.ts";
+import { canonicalizeLineEnds, DataEncoder } from "./data_encoder.ts";
 import { abortErrorFrom } from "./deadline.ts";
 import { SmtpError } from "./errors.ts";
 import { type SmtpReply, summarizeReply } from "./reply.ts";
@@ -77,6 +77,8 @@ export class TransactionStream {
   #started = 0;
   #failure: unknown;
   #lockStepWanted = false;
+  /** The DATA filter of every message on this stream, one after the other. */
+  #dataEncoder: DataEncoder | undefined;
 
   /** A stream over `wire`; `started` transactions already ran on the connection. */
   constructor(wire: Wire, options: StreamOptions, started: number) {
@@ -255,8 +257,10 @@ export class TransactionStream {
     emitStatus(step, { phase: "data", state: "done", reply: summarizeReply(flight.dataReply!) });
     emitStatus(step, { phase: "message", state: "started" });
     this.#wire.phase = "message";
-    // Reused buffers are safe: each chunk is written before the one after next is asked for.
-    const iterator = encodeData(tx.chunks(), { reuseBuffers: true })[Symbol.iterator]();
+    // Reused buffers are safe: each chunk is written before the one after next is asked for,
+    // and the last one is copied when queued, before the next message restarts the encoder.
+    this.#dataEncoder ??= new DataEncoder({ reuseBuffers: true });
+    const iterator = this.#dataEncoder.encode(tx.chunks())[Symbol.iterator]();
     let current = iterator.next();
     while (!current.done) {
       const next = iterator.next();

@@ -220,6 +220,46 @@ describe("DataEncoder", () => {
     assert.throws(() => [...encoder.write(bytes("b"))], { name: "TypeError" });
     assert.throws(() => [...encoder.end()], { name: "TypeError" });
   });
+
+  it("encode() starts over: each message as a new encoder would, wherever the last one stopped", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.string({ unit: fc.constantFrom("x", ".", "\r", "\n"), maxLength: 9000 }), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        fc.integer({ min: 0, max: 3 }),
+        (messages, stopAfter) => {
+          const encoder = new DataEncoder({ reuseBuffers: true });
+          for (const message of messages) {
+            const parts = [bytes(message.slice(0, 5000)), bytes(message.slice(5000))];
+            // A message abandoned part-way (a dropped send) leaves no state behind.
+            const abandoned = encoder.encode([bytes(".\r")])[Symbol.iterator]();
+            for (let i = 0; i < stopAfter; i++) abandoned.next();
+            const copies = [...encoder.encode(parts)].map((chunk) => chunk.slice());
+            assert.equal(text(concat(copies)), text(concat([...encodeData(parts)])));
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("keeps its small first buffer from one small message to the next", () => {
+    const encoder = new DataEncoder({ reuseBuffers: true });
+    const [first] = [...encoder.encode([bytes("one\r\n")])];
+    const firstBuffer = first.buffer;
+    assert.equal(text(first), "one\r\n.\r\n");
+    const [second] = [...encoder.encode([bytes("two")])];
+    assert.equal(second.buffer, firstBuffer);
+    assert.equal(text(second), "two\r\n.\r\n");
+    // Without reuseBuffers every chunk stays the caller's: no buffer is shared.
+    const fresh = new DataEncoder();
+    const [a] = [...fresh.encode([bytes("a")])];
+    const [b] = [...fresh.encode([bytes("b")])];
+    assert.notEqual(a.buffer, b.buffer);
+    assert.equal(text(a), "a\r\n.\r\n");
+  });
 });
 
 describe("encodeData properties", () => {
