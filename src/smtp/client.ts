@@ -159,7 +159,9 @@ export class SmtpClient extends EventTarget {
     }
     const run = this.#send(message, options);
     this.#active.add(run);
-    run.catch(() => {}).finally(() => this.#active.delete(run));
+    // One handler for both outcomes: no catch-then-finally pair of promises per send.
+    const forget = () => this.#active.delete(run);
+    run.then(forget, forget);
     return run;
   }
 

@@ -121,7 +121,8 @@ export class ConnectionPool {
   ): Promise<TransactionOutcome> {
     const job = new Job(transaction, step, report, (j, s) => this.#settle(j, s));
     this.#jobs.add(job);
-    job.done.catch(() => {}).finally(() => this.#jobs.delete(job));
+    const forget = () => this.#jobs.delete(job);
+    job.done.then(forget, forget);
     const signal = step.signal;
     if (signal) {
       const onAbort = () => {
@@ -133,7 +134,8 @@ export class ConnectionPool {
       if (signal.aborted) onAbort();
       else {
         signal.addEventListener("abort", onAbort, { once: true });
-        job.done.catch(() => {}).finally(() => signal.removeEventListener("abort", onAbort));
+        const unwatch = () => signal.removeEventListener("abort", onAbort);
+        job.done.then(unwatch, unwatch);
       }
     }
     if (job.state === "queued") {

@@ -536,14 +536,14 @@ export class TransactionStream {
 
 /** What each expected reply answers, for timeout and protocol errors. */
 const ANSWERS: Record<Expected["kind"], string> = {
-  rset: "RSET",
-  mail: "MAIL FROM",
-  rcpt: "RCPT TO",
-  data: "DATA",
-  chunk: "BDAT",
-  end: "the end of the message",
+  rset: "the reply to RSET",
+  mail: "the reply to MAIL FROM",
+  rcpt: "the reply to RCPT TO",
+  data: "the reply to DATA",
+  chunk: "the reply to BDAT",
+  end: "the reply to the end of the message",
 };
 
 function describeExpected(expected: Expected): string {
-  return `the reply to ${ANSWERS[expected.kind]}`;
+  return ANSWERS[expected.kind];
 }
