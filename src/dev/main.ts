@@ -206,7 +206,7 @@ async function openStore(config: Config): Promise<Store> {
 
 function readConfig(env: Env, development: boolean): Config {
   try {
-    return loadConfig(env, { development });
+    return loadConfig(env, { development, localOrigins: true });
   } catch (error) {
     if (error instanceof ConfigError) throw new StartupError(error.problems);
     throw error;
@@ -224,9 +224,13 @@ function readLogFormat(env: Env): LogFormat {
 
 /** Which browser pages may call, for the start-up line. */
 function originsNote(config: Config): string {
-  return config.corsOrigins.length === 0
-    ? "; pages on http://localhost:* and http://127.0.0.1:* may call it (CORS_ORIGINS overrides)"
-    : `; browser origins: CORS_ORIGINS (${config.corsOrigins.length})`;
+  if (config.localOrigins) {
+    return "; pages on http://localhost:* and http://127.0.0.1:* may call it (CORS_ORIGINS overrides)";
+  }
+  return config.corsOrigins.length > 0
+    ? `; browser origins: CORS_ORIGINS (${config.corsOrigins.length})`
+    : "; no browser page may call it: set ALLOWED_TO to let http://localhost:* pages call " +
+      "(mail leaves this machine), or CORS_ORIGINS";
 }
 
 /** `SHUTDOWN_TIMEOUT_MS`, or a start-up problem naming it. */

@@ -56,6 +56,12 @@ export interface Config {
   keepaliveMs: number;
   /** Whether the development-mode relaxations apply. */
   development: boolean;
+  /**
+   * Whether any `http://localhost:*` / `http://127.0.0.1:*` page may call
+   * (`deno task dev` without `CORS_ORIGINS`; with a real SMTP server only when
+   * `ALLOWED_TO` bounds where those pages can send).
+   */
+  localOrigins: boolean;
   /** Rate limits per kind of caller (`RATE_LIMIT`); `undefined` means none. */
   rateLimit: { public?: RateLimit; server?: RateLimit };
   /** Take a public caller's address from `X-Forwarded-For`'s last hop (`TRUST_PROXY=1`). */
@@ -78,6 +84,12 @@ export interface LoadConfigOptions {
    * is allowed when `ALLOWED_FROM` is unset.
    */
   development?: boolean;
+  /**
+   * `deno task dev`: pages on this machine may call when `CORS_ORIGINS` is
+   * unset. Default: as `development`. Outside development mode it needs
+   * `ALLOWED_TO`, since a page's calls are public (no open relay).
+   */
+  localOrigins?: boolean;
   /**
    * Whether the platform has a store (Deno KV, a Durable Object binding).
    * Default `true`. Without one a public configuration must set
@@ -182,6 +194,8 @@ export function loadConfig(
     maxBatch: vars.MAX_BATCH ?? CONFIG_DEFAULTS.maxBatch,
     keepaliveMs: CONFIG_DEFAULTS.keepaliveMs,
     development,
+    localOrigins: (options.localOrigins ?? development) && vars.CORS_ORIGINS === undefined &&
+      (development || vars.ALLOWED_TO !== undefined),
     rateLimit: rateLimits(vars.RATE_LIMIT, development),
     trustProxy: vars.TRUST_PROXY ?? false,
     idempotencyTtlMs: (vars.IDEMPOTENCY_TTL_S ?? CONFIG_DEFAULTS.idempotencyTtlS) * 1000,

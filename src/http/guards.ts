@@ -32,12 +32,12 @@ const LOCAL_DEV_ORIGIN = /^http:\/\/(?:localhost|127\.0\.0\.1|\[::1\])(?::\d{1,5
 
 /**
  * Whether a browser origin may call: listed in `CORS_ORIGINS` (or `*`), the
- * function's own origin, or — in development mode with no `CORS_ORIGINS` —
- * any `http://localhost:*` / `http://127.0.0.1:*` page.
+ * function's own origin, or — under `deno task dev` with no `CORS_ORIGINS`
+ * (`Config.localOrigins`) — any `http://localhost:*` / `http://127.0.0.1:*` page.
  */
 export function originAllowed(config: Config): (origin: string, self: string) => boolean {
   const anyOrigin = config.corsOrigins.includes("*");
-  const localDev = config.development && config.corsOrigins.length === 0;
+  const localDev = config.localOrigins;
   return (origin, self) =>
     anyOrigin || origin === self || config.corsOrigins.includes(origin) ||
     (localDev && LOCAL_DEV_ORIGIN.test(origin));

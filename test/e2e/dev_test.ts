@@ -192,12 +192,52 @@ describe("deno task dev with SMTP settings", () => {
       const outbox = await fetch(`${match[1]}/dev/outbox`);
       assert.equal(outbox.status, 404);
       await outbox.body?.cancel();
+      // ALLOWED_TO bounds where a page can send, so pages on this machine may call.
+      assert.match(
+        match[2],
+        /pages on http:\/\/localhost:\* and http:\/\/127\.0\.0\.1:\* may call/,
+      );
+      assert.equal(
+        await preflightOrigin(match[1], "http://localhost:5173"),
+        "http://localhost:5173",
+      );
     } finally {
       const { stderr } = await stop(dev);
       assert.ok(!dev.lines.join("\n").includes(password) && !stderr.includes(password));
     }
   });
+
+  it("lets no page call without ALLOWED_TO, and says which variable to set", async () => {
+    const dev = spawnDev({
+      PORT: "0",
+      SMTP_URL: "smtp://127.0.0.1:2599",
+      API_KEYS: "dev-key-0123456789abcdef",
+    });
+    try {
+      const match = await dev.waitForLine(
+        /^edgemail dev: listening on (http:\/\/127\.0\.0\.1:\d+) — (.*)$/,
+      );
+      assert.match(match[2], /no browser page may call it: set ALLOWED_TO/);
+      assert.equal(await preflightOrigin(match[1], "http://localhost:5173"), null);
+    } finally {
+      await stop(dev);
+    }
+  });
 });
+
+/** The Access-Control-Allow-Origin a preflight from `origin` gets (null: refused). */
+async function preflightOrigin(base: string, origin: string): Promise<string | null> {
+  const response = await fetch(`${base}/send`, {
+    method: "OPTIONS",
+    headers: {
+      Origin: origin,
+      "Access-Control-Request-Method": "POST",
+      "Access-Control-Request-Headers": "content-type",
+    },
+  });
+  await response.body?.cancel();
+  return response.headers.get("access-control-allow-origin");
+}
 
 describe("deno task dev with a bad configuration", () => {
   const cases: [string, Record<string, string>, RegExp][] = [
