@@ -63,6 +63,8 @@ export class ReplyReader {
   #maxLines: number;
   #deadline: <T>(promise: Promise<T>, options: DeadlineOptions) => Promise<T>;
   #pendingRead: Promise<Uint8Array | null> | undefined;
+  /** Where the line {@linkcode ReplyReader.#peekLine} found last ends, its LF included. */
+  #peekedEnd = 0;
   #watching = false;
   #idleActivity = false;
 
@@ -148,8 +150,33 @@ export class ReplyReader {
     }
   }
 
+  /**
+   * The next reply, without waiting, when the buffer already holds all of it
+   * and it is one line (as pipelined replies usually are); else `undefined`,
+   * and nothing is consumed. Throws the errors {@linkcode ReplyReader.read}
+   * would for the same bytes.
+   */
+  takeBuffered(options: ReadReplyOptions): SmtpReply | undefined {
+    const line = this.#peekLine(options);
+    if (line === undefined) return undefined;
+    const separator = replySeparator(line);
+    if (separator === undefined) {
+      throw protocolError(options.phase, "a reply line that does not start with a 3-digit code");
+    }
+    if (separator === "-") return undefined;
+    this.#buffer = this.#buffer.subarray(this.#peekedEnd);
+    return singleLineReply(line.slice(0, 3), line.length > 4 ? line.slice(4) : "");
+  }
+
   /** The next line if the buffer holds all of it (consumed, without CRLF); else `undefined`. */
   #takeLine(options: ReadReplyOptions): string | undefined {
+    const line = this.#peekLine(options);
+    if (line !== undefined) this.#buffer = this.#buffer.subarray(this.#peekedEnd);
+    return line;
+  }
+
+  /** The next line if the buffer holds all of it (without CRLF, not consumed); else `undefined`. */
+  #peekLine(options: ReadReplyOptions): string | undefined {
     const lf = this.#buffer.indexOf(LF);
     if (lf === -1) return undefined;
     if (lf === 0 || this.#buffer[lf - 1] !== CR) {
@@ -162,9 +189,8 @@ export class ReplyReader {
     if (line.includes(CR)) {
       throw protocolError(options.phase, "a reply line containing a bare CR");
     }
-    const text = decoder.decode(line);
-    this.#buffer = this.#buffer.subarray(lf + 1);
-    return text;
+    this.#peekedEnd = lf + 1;
+    return decoder.decode(line);
   }
 
   async #readLine(options: ReadReplyOptions, deadline: number): Promise<string> {

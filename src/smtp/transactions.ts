@@ -430,7 +430,8 @@ export class TransactionStream {
       let reply: SmtpReply;
       try {
         this.#wire.phase = expected.kind === "rset" ? this.#wire.phase : expected.flight.phase;
-        reply = await this.#wire.read(describeExpected(expected));
+        const what = describeExpected(expected);
+        reply = this.#wire.readBuffered(what) ?? await this.#wire.read(what);
       } catch (error) {
         this.#failure ??= error;
         this.#fail(error);

@@ -99,6 +99,18 @@ export class Wire {
     }
   }
 
+  /**
+   * The next reply if it is already buffered whole and one line, else
+   * `undefined` (then {@linkcode Wire.read} it): no promise per pipelined reply.
+   */
+  readBuffered(what: string): SmtpReply | undefined {
+    try {
+      return this.#reader.takeBuffered({ phase: this.phase, timeoutMs: this.#timeoutMs, what });
+    } catch (error) {
+      throw this.failed(error);
+    }
+  }
+
   /** Closes the socket at once. Never rejects. */
   async destroy(): Promise<void> {
     if (this.#closed) return;

@@ -93,6 +93,41 @@ describe("ReplyReader", () => {
     });
   });
 
+  it("takeBuffered: a whole one-line reply already read, else nothing consumed", async () => {
+    const r = reader("250 2.1.0 Ok\r\n250-a\r\n250 b\r\n354 go", " ahead\r\n");
+    assert.equal(r.takeBuffered(options), undefined, "nothing read yet");
+    assert.equal((await r.read(options)).enhancedCode, "2.1.0");
+    const buffered = r.bufferedBytes;
+    assert.equal(r.takeBuffered(options), undefined, "a multi-line reply is left to read()");
+    assert.equal(r.bufferedBytes, buffered);
+    assert.deepEqual((await r.read(options)).lines, ["a", "b"]);
+    assert.equal(r.takeBuffered(options), undefined, "an unfinished line is left to read()");
+    assert.equal((await r.read(options)).message, "go ahead");
+    const two = reader("250 one\r\n251 two\r\n");
+    assert.equal((await two.read(options)).message, "one");
+    assert.deepEqual(two.takeBuffered(options), {
+      code: 251,
+      enhancedCode: undefined,
+      lines: ["two"],
+      message: "two",
+      raw: "251 two",
+    });
+    assert.equal(two.bufferedBytes, 0);
+  });
+
+  it("takeBuffered throws what read() would for a malformed buffered line", async () => {
+    for (const [wire, pattern] of [["abc\r\n", /3-digit code/], ["250 a\n", /bare LF/]] as const) {
+      const r = reader("250 ok\r\n" + wire);
+      await r.read(options);
+      assert.throws(() => r.takeBuffered(options), (error: unknown) => {
+        assert.ok(error instanceof SmtpError);
+        assert.equal(error.type, "protocol");
+        assert.match(error.message, pattern);
+        return true;
+      });
+    }
+  });
+
   it("ignores an enhanced code whose class disagrees with the reply code", async () => {
     const reply = await reader("250 5.0.0 odd\r\n").read(options);
     assert.equal(reply.enhancedCode, undefined);
