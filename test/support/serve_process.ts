@@ -44,6 +44,19 @@ export interface StartServeOptions {
 }
 
 /**
+ * The permission flags of `deno task start` (deno.json), the command the README
+ * gives: the function is tested with what it is deployed with, not --allow-all.
+ */
+const START_PERMISSIONS: string[] = await (async () => {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url)));
+  const flags = (config.tasks.start as string).split(/\s+/).filter((arg) =>
+    arg.startsWith("--allow-")
+  );
+  if (flags.length === 0) throw new Error("deno.json's start task grants no permissions");
+  return flags;
+})();
+
+/**
  * Starts the server with exactly `env` (plus what Deno needs) and waits until
  * `GET /health` answers; throws with its output if it never does.
  */
@@ -54,7 +67,7 @@ export async function startServe(
   const port = freePort();
   const args = options.args?.map((arg) => arg.replace("{port}", String(port))) ?? [
     "serve",
-    "--allow-all",
+    ...START_PERMISSIONS,
     "--unstable-no-legacy-abort",
     "--host",
     "127.0.0.1",
