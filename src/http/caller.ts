@@ -151,8 +151,8 @@ const PUBLIC_MESSAGES: Partial<Record<HttpErrorType, string>> = {
   transient: "The mail server refused the message for now; try again later.",
   timeout: "The mail server did not answer in time.",
   protocol: "The mail server answered in a way this service does not understand.",
-  unknown_outcome: "The connection was lost after the message was sent: it may have been " +
-    "delivered. Check before sending it again.",
+  unknown_outcome: "The message was sent, but the mail server's confirmation never came: it " +
+    "may have been delivered. Check before sending it again.",
   cancelled: "The send was cancelled before the message was sent.",
 };
 

@@ -61,8 +61,12 @@ export function closingError(reply: SmtpReply, phase: SmtpPhase): SmtpError {
 /** The error of a send whose data end was written and whose verdict never came. */
 export function unknownOutcome(error: unknown): SmtpError {
   // A garbled reply after the final dot says no more than a lost connection does.
-  const what = error instanceof SmtpError && error.type === "protocol"
+  const what = !(error instanceof SmtpError)
+    ? "the connection was lost"
+    : error.type === "protocol"
     ? "an invalid reply came back"
+    : error.type === "timeout"
+    ? "no reply came within the deadline"
     : "the connection was lost";
   return new SmtpError(
     "unknown_outcome",

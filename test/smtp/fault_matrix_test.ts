@@ -720,6 +720,22 @@ describe("fault matrix: after the final dot", () => {
     });
   });
 
+  for (const [path, capabilities] of [["DATA", DATA_PATH], ["BDAT LAST", CHUNKING]] as const) {
+    it(`no reply after ${path}'s end of data: unknown_outcome at the deadline, never retried`, async () => {
+      await withServer({ capabilities, message: (conn) => conn.waitClosed() }, async (server) => {
+        const error = await guard(
+          sendExpectingError(faultClient(server, { ...PLAIN, timeoutMs: 800 })),
+          "the send to a server silent after the data",
+        );
+        assert.equal(error.type, "unknown_outcome");
+        assert.equal(error.phase, "message");
+        assert.equal(error.code, undefined);
+        assert.match(error.message, /no reply came within the deadline/);
+        assert.equal(server.connections, 1, "a message that may be delivered was sent again");
+      });
+    });
+  }
+
   it("a garbled reply after the dot: unknown_outcome, never retried", async () => {
     await withServer({ message: "OK, queued" }, async (server) => {
       const error = await sendExpectingError(faultClient(server, PLAIN));
