@@ -203,17 +203,9 @@ class Handshake {
       this.#broken = true;
       throw replyError(reply, "starttls", "The server refused STARTTLS", "tls");
     }
-    if (this.#wire.reader.bufferedBytes > 0) {
-      // Bytes after the 220 were written before TLS: a man in the middle may
-      // have injected them to be read as if they came over TLS (CVE-2011-0411 class).
-      this.#broken = true;
-      throw new SmtpError(
-        "tls",
-        "The server sent data after its STARTTLS reply and before the TLS handshake " +
-          "(possible response injection); the connection was dropped.",
-        { phase: "starttls", code: reply.code, response: reply.raw },
-      );
-    }
+    // Bytes after the 220 came before TLS: a man in the middle may have injected
+    // them to be read as if they came over TLS (CVE-2011-0411 class). The reader
+    // discards them when the socket is replaced below, and never reads them.
     let secure: SmtpSocket;
     try {
       secure = await withDeadline(
