@@ -28,6 +28,11 @@ import { SmtpClient } from "../src/smtp/client.ts";
 import { denoConnect } from "../src/socket/deno.ts";
 import { hasDenoKv, openDenoKvStore } from "../src/store/deno_kv.ts";
 import { StoreError } from "../src/store/store.ts";
+import { provideDigests } from "../src/hash/digests.ts";
+import { denoDigests } from "../src/hash/deno.ts";
+
+// Static imports: Deno Deploy and Supabase carry only what the module graph reaches.
+provideDigests(denoDigests);
 
 let app: Hono;
 let client: SmtpClient;

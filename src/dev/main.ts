@@ -21,6 +21,8 @@ import {
   shutdownTimeoutMs,
 } from "../http/shutdown.ts";
 import { denoConnect } from "../socket/deno.ts";
+import { provideDigests } from "../hash/digests.ts";
+import { denoDigests } from "../hash/deno.ts";
 import { openDenoKvStore } from "../store/deno_kv.ts";
 import type { Store } from "../store/store.ts";
 import { DEV_SMTP_PORT, type DevMailServer, startDevMailServer } from "./mail_server.ts";
@@ -62,6 +64,7 @@ class StartupError extends Error {
  * had to cut work at `SHUTDOWN_TIMEOUT_MS`.
  */
 export async function main(env: Env = Deno.env.toObject()): Promise<number> {
+  provideDigests(denoDigests);
   let mailServer: DevMailServer | undefined;
   let store: Store | undefined;
   try {

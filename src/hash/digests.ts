@@ -15,6 +15,35 @@
  * @module
  */
 
+/**
+ * Hash implementations a runtime's entry point hands over, imported statically
+ * so that platforms which build the module graph ahead of time (Deno Deploy,
+ * Supabase's bundler) carry them: a dynamic import through a variable is not
+ * in that graph. Used before the dynamic fallbacks below.
+ */
+export interface DigestProvider {
+  /** HMAC-MD5 (RFC 2104). */
+  hmacMd5(key: Uint8Array, message: Uint8Array): Uint8Array;
+  /** A new incremental SHA-256. */
+  createSha256(): { update(bytes: Uint8Array): unknown; digest(): Uint8Array };
+}
+
+let provided: DigestProvider | undefined;
+
+/**
+ * Makes `provider` the source of HMAC-MD5 (where the platform has no native MD5)
+ * and of the streaming SHA-256 (where it has no `crypto.DigestStream`).
+ *
+ * @example
+ * ```ts
+ * import { denoDigests } from "./deno.ts";
+ * provideDigests(denoDigests);
+ * ```
+ */
+export function provideDigests(provider: DigestProvider): void {
+  provided = provider;
+}
+
 /** An incremental SHA-256: write each piece, then read the hex digest once. */
 export interface StreamingSha256 {
   /** Adds bytes (in order; wait for each before the next). */
@@ -56,7 +85,7 @@ async function md5(...parts: Uint8Array[]): Promise<Uint8Array> {
 
 /** HMAC-MD5 (RFC 2104) of `message` under `key`, as CRAM-MD5 sends it. */
 export async function hmacMd5(key: Uint8Array, message: Uint8Array): Promise<Uint8Array> {
-  if (!(await hasNativeMd5())) return (await loadNoble()).hmacMd5(key, message);
+  if (!(await hasNativeMd5())) return (provided ?? await loadNoble()).hmacMd5(key, message);
   const block = new Uint8Array(MD5_BLOCK_BYTES);
   block.set(key.length > MD5_BLOCK_BYTES ? await md5(key) : key);
   const inner = await md5(block.map((byte) => byte ^ 0x36), message);
@@ -78,7 +107,8 @@ export async function streamingSha256(): Promise<StreamingSha256> {
       },
     };
   }
-  const hash = (await loadNodeCrypto())?.createHash("sha256") ?? (await loadNoble()).createSha256();
+  const hash = provided?.createSha256() ?? (await loadNodeCrypto())?.createHash("sha256") ??
+    (await loadNoble()).createSha256();
   return {
     update: (bytes) => Promise.resolve(void hash.update(bytes)),
     digest: () => Promise.resolve(bytesToHex(new Uint8Array(hash.digest()))),
