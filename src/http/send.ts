@@ -142,7 +142,8 @@ function streamSends(
       // client gets a sanitised Result, the log gets the details.
       logError(c, deps.redact, error);
       await session?.abandon();
-      await events.emit("completed", internalErrorResult(null));
+      // Which sends had written their data is not known here: say so.
+      await events.emit("completed", internalErrorResult(null, true));
     } finally {
       // Every send has ended: give the client back before waiting on a slow reader.
       lease.release();
@@ -182,6 +183,8 @@ async function settle(
   if (request.aborted || options.gone?.aborted) abort();
   request.addEventListener("abort", abort, { once: true });
   options.gone?.addEventListener("abort", abort, { once: true });
+  // Whether the end of the data left: only then can a failure here be an unknown outcome.
+  let dataWritten = false;
   try {
     const onStatus = (event: StatusEvent) => {
       // From the message data on, the send must complete even if the client leaves.
@@ -197,12 +200,13 @@ async function settle(
       signal: cancel.signal,
       onStatus,
       beforeDataEnd,
+      onDataWritten: () => void (dataWritten = true),
     });
     if (cancel.signal.aborted && result.status !== "cancelled") logLateOutcome(c, deps, result);
     return result;
   } catch (error) {
     logError(c, deps.redact, error);
-    return internalErrorResult(message.token ?? null);
+    return internalErrorResult(message.token ?? null, dataWritten);
   } finally {
     settled.resolve();
     request.removeEventListener("abort", abort);
@@ -246,17 +250,28 @@ function executionContextOf(c: Context): { waitUntil(work: Promise<unknown>): vo
 }
 
 /** The Result of a send that failed in an unexpected way: honest that the outcome is unknown. */
-function internalErrorResult(token: unknown): HttpResult {
+/**
+ * The Result of a send a bug interrupted: `unknown_outcome` once the end of its
+ * data was written (it may have been delivered), `internal` before (it was not).
+ */
+function internalErrorResult(token: unknown, dataWritten: boolean): HttpResult {
   return {
     status: "failed",
     token,
     accepted: [],
     rejected: [],
-    error: {
-      type: "unknown_outcome",
-      message: "An internal error interrupted the send; the message may or may not have been " +
-        "delivered. The server log has the details (look for the X-Request-Id).",
-    },
+    error: dataWritten
+      ? {
+        type: "unknown_outcome",
+        message: "An internal error interrupted the send after the whole message was sent: it " +
+          "may or may not have been delivered. The server log has the details (look for the " +
+          "X-Request-Id).",
+      }
+      : {
+        type: "internal",
+        message: "An internal error interrupted the send before the message was sent: it was " +
+          "not delivered. The server log has the details (look for the X-Request-Id).",
+      },
   };
 }
 

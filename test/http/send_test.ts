@@ -381,6 +381,42 @@ describe("POST /send: validated once", () => {
   });
 });
 
+describe("POST /send: a bug in the send", () => {
+  /** A client that fails like a bug would, after the end of the data or before anything. */
+  class BrokenClient extends SmtpClient {
+    constructor(config: Config, readonly afterData: boolean) {
+      super(config.smtp);
+    }
+    override send(_message: unknown, options?: SendOptions): Promise<SendResult> {
+      if (this.afterData) options?.onDataWritten?.();
+      return Promise.reject(new TypeError(`kaboom with ${SMTP_PASS}`));
+    }
+  }
+
+  for (
+    const [afterData, status, type] of [[false, 500, "internal"], [
+      true,
+      502,
+      "unknown_outcome",
+    ]] as const
+  ) {
+    it(`${afterData ? "after" : "before"} the end of the data was written: ${status} ${type}`, async () => {
+      const config = serverConfig();
+      const app = createApp(config, { client: new BrokenClient(config, afterData) });
+      const original = console.error;
+      console.error = () => {};
+      try {
+        const body = await json(await app.request("/send", send(message)), status);
+        assert.equal(body.status, "failed");
+        assert.equal(body.error.type, type);
+        assert.ok(!JSON.stringify(body).includes("kaboom"), "the raw exception reached the caller");
+      } finally {
+        console.error = original;
+      }
+    });
+  }
+});
+
 describe("per-request client (Workers)", () => {
   it("sends with a client of its own and closes it afterwards", async () => {
     const config = serverConfig();

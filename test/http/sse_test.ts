@@ -287,7 +287,8 @@ describe("SSE: an unexpected error", () => {
     const completed = result.items.filter((item) => item.kind === "completed");
     assert.equal(completed.length, 1);
     assert.equal(completed[0].data.status, "failed");
-    assert.equal(completed[0].data.error.type, "unknown_outcome");
+    // Nothing was written: a bug before the data is internal, never unknown_outcome.
+    assert.equal(completed[0].data.error.type, "internal");
     assert.equal(completed[0].data.token, "order-42");
     assert.ok(!result.raw.includes("kaboom"), "the raw exception message reached the client");
     assert.ok(!result.raw.includes("event: error"));
