@@ -203,7 +203,8 @@ async function probeWorkerd(): Promise<string | undefined> {
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     return `workerd (npm:miniflare) cannot start here: ${message}. ` +
-      "Run `deno install` and check that node_modules/.deno/@cloudflare+workerd-*/ holds a " +
-      "workerd binary for this platform.";
+      "Run the tests with `deno task test` (it installs test/deno.json's packages) and check " +
+      "that test/node_modules/.deno/@cloudflare+workerd-*/ holds a workerd binary for this " +
+      "platform.";
   }
 }
