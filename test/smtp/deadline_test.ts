@@ -5,6 +5,19 @@ import { SmtpError } from "../../src/smtp/errors.ts";
 
 const never = () => new Promise<never>(() => {});
 
+/** Aborting the signal while `guard` waits on a step that never settles rejects with AbortError. */
+async function assertAbortsDuringWait(guard: typeof withDeadline): Promise<void> {
+  const controller = new AbortController();
+  const waiting = guard(never(), {
+    timeoutMs: 5000,
+    phase: "data",
+    what: "x",
+    signal: controller.signal,
+  });
+  controller.abort();
+  await assert.rejects(waiting, { name: "AbortError" });
+}
+
 describe("withDeadline", () => {
   it("resolves with the value when the promise settles in time", async () => {
     const value = await withDeadline(Promise.resolve(42), {
@@ -29,15 +42,7 @@ describe("withDeadline", () => {
   });
 
   it("rejects with an AbortError when the signal aborts, before or during the wait", async () => {
-    const controller = new AbortController();
-    const waiting = withDeadline(never(), {
-      timeoutMs: 5000,
-      phase: "data",
-      what: "x",
-      signal: controller.signal,
-    });
-    controller.abort();
-    await assert.rejects(waiting, { name: "AbortError" });
+    await assertAbortsDuringWait(withDeadline);
     await assert.rejects(
       withDeadline(Promise.resolve(1), {
         timeoutMs: 5000,
@@ -96,15 +101,7 @@ describe("DeadlineTimer", () => {
 
   it("cancels a step with a signal like withDeadline", async () => {
     const timer = new DeadlineTimer();
-    const controller = new AbortController();
-    const waiting = timer.guard(never(), {
-      timeoutMs: 5000,
-      phase: "data",
-      what: "x",
-      signal: controller.signal,
-    });
-    controller.abort();
-    await assert.rejects(waiting, { name: "AbortError" });
+    await assertAbortsDuringWait((promise, options) => timer.guard(promise, options));
     timer.stop();
   });
 });
