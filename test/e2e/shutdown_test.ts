@@ -31,6 +31,11 @@ const DRAIN_BOUND_MS = 20_000;
 const SHORT_BOUND_MS = 500;
 const CASE_HEADER = "X-Shutdown-Case";
 const DEV_ENTRY = new URL("../../src/dev/main.ts", import.meta.url).pathname;
+/** {@linkcode start}'s options for `deno task dev`'s entry instead of `deno serve`. */
+const DEV_SERVER = {
+  env: { PORT: "{port}" },
+  args: ["run", "--allow-all", "--unstable-no-legacy-abort", DEV_ENTRY],
+};
 
 /**
  * The scripted SMTP server: for a message whose data carries `X-Shutdown-Case:
@@ -153,6 +158,8 @@ function refusedTo(id: string): string {
 interface SendOptions {
   key?: string;
   sse?: boolean;
+  /** Aborts the request (the client going away); by default only the hang guard does. */
+  signal?: AbortSignal;
 }
 
 /** POST /send (or `path`); the response's body is left to the caller. */
@@ -172,7 +179,7 @@ function post(
     method: "POST",
     headers,
     body: JSON.stringify(body),
-    signal: AbortSignal.timeout(HANG_GUARD_MS),
+    signal: options.signal ?? AbortSignal.timeout(HANG_GUARD_MS),
   });
 }
 
@@ -298,6 +305,11 @@ async function timeExit(server: ServeProcess): Promise<{ ms: number; code: numbe
 
 const SHUTTING_DOWN = /edgemail: shutting down; \d+ request\(s\) in flight/;
 
+/** Resolves once `server` has logged that it is shutting down. */
+function untilShuttingDown(server: ServeProcess): Promise<void> {
+  return guard(server.untilOutput(SHUTTING_DOWN), "the shutdown log line", { ms: HANG_GUARD_MS });
+}
+
 /**
  * A drain that had to cut work at the bound ends with exit status 1, so a
  * process manager records the shutdown as failed, and the log says why.
@@ -346,6 +358,31 @@ describe("graceful shutdown of the Deno entries", () => {
     return server;
   }
 
+  /**
+   * A keyed send held at the peer, then `signal`: once new connections are
+   * refused the send is released, and it must be answered `sent` (200).
+   * Resolves with the time from the signal to the exit, and the exit status.
+   */
+  async function drainHeldSend(
+    server: ServeProcess,
+    signal: Deno.Signal,
+    caseName: string,
+  ): Promise<{ ms: number; code: number }> {
+    const id = newCase(caseName);
+    peer.hold(id);
+    const answer = send(server.url, messageOf(id), { key: id });
+    await peer.reached(id);
+    server.signal(signal);
+    const exit = timeExit(server);
+    await untilShuttingDown(server);
+    await untilRefused(server.url);
+    peer.release(id);
+    const outcome = await answer;
+    assert.equal(outcome.http, 200, outcome.raw);
+    assert.equal(outcome.result.status, "sent");
+    return await exit;
+  }
+
   it("SIGTERM with a sync and an SSE send in flight: refuses new connections, both are sent, exit 0", async () => {
     const server = await start("sigterm.sqlite3", DRAIN_BOUND_MS);
     const sync = newCase("sync");
@@ -360,7 +397,7 @@ describe("graceful shutdown of the Deno entries", () => {
 
     server.signal("SIGTERM");
     const exit = timeExit(server);
-    await guard(server.untilOutput(SHUTTING_DOWN), "the shutdown log line", { ms: HANG_GUARD_MS });
+    await untilShuttingDown(server);
     assert.match(server.output(), /shutting down; 2 request\(s\) in flight/);
     await untilRefused(server.url);
     peer.release(sync);
@@ -394,7 +431,7 @@ describe("graceful shutdown of the Deno entries", () => {
     await Promise.all([peer.reached(sync), peer.reached(sse)]);
     server.signal("SIGTERM");
     const exit = timeExit(server);
-    await guard(server.untilOutput(SHUTTING_DOWN), "the shutdown log line", { ms: HANG_GUARD_MS });
+    await untilShuttingDown(server);
     peer.release(sync);
     peer.release(sse);
     const [first, firstSse] = await answers;
@@ -489,9 +526,7 @@ describe("graceful shutdown of the Deno entries", () => {
 
       server.signal("SIGTERM");
       const exit = timeExit(server);
-      await guard(server.untilOutput(SHUTTING_DOWN), "the shutdown log line", {
-        ms: HANG_GUARD_MS,
-      });
+      await untilShuttingDown(server);
       assert.match(server.output(), /shutting down; 1 request\(s\) in flight/);
       await untilRefused(server.url);
       peer.release(first);
@@ -671,15 +706,9 @@ describe("graceful shutdown of the Deno entries", () => {
     const id = newCase("gone");
     peer.stallData(id);
     const leave = new AbortController();
-    const response = await fetch(`${server.url}/send`, {
-      method: "POST",
-      headers: {
-        Authorization: `Bearer ${API_KEY}`,
-        "Content-Type": "application/json",
-        Accept: "text/event-stream",
-        "Idempotency-Key": id,
-      },
-      body: JSON.stringify(messageOf(id)),
+    const response = await post(server.url, messageOf(id), {
+      key: id,
+      sse: true,
       signal: leave.signal,
     });
     const reading = readSse(response).catch(() => "gone");
@@ -704,32 +733,14 @@ describe("graceful shutdown of the Deno entries", () => {
   });
 
   it("deno task dev (Deno.serve in src/dev/main.ts): SIGTERM lets the send in flight answer, exit 0", async () => {
-    const server = await start("dev.sqlite3", DRAIN_BOUND_MS, {
-      env: { PORT: "{port}" },
-      args: ["run", "--allow-all", "--unstable-no-legacy-abort", DEV_ENTRY],
-    });
-    const id = newCase("dev");
-    peer.hold(id);
-    const answer = send(server.url, messageOf(id), { key: id });
-    await peer.reached(id);
-    server.signal("SIGTERM");
-    const exit = timeExit(server);
-    await guard(server.untilOutput(SHUTTING_DOWN), "the shutdown log line", { ms: HANG_GUARD_MS });
-    await untilRefused(server.url);
-    peer.release(id);
-    const outcome = await answer;
-    assert.equal(outcome.http, 200, outcome.raw);
-    assert.equal(outcome.result.status, "sent");
-    const { ms, code } = await exit;
+    const server = await start("dev.sqlite3", DRAIN_BOUND_MS, DEV_SERVER);
+    const { ms, code } = await drainHeldSend(server, "SIGTERM", "dev");
     console.log(`deno task dev, SIGTERM, 1 send in flight: exit ${code} after ${ms} ms`);
     assert.equal(code, 0, server.output());
   });
 
   it("deno task dev past the bound: the send whose data was written is unknown_outcome, exit 1", async () => {
-    const server = await start("dev-forced.sqlite3", SHORT_BOUND_MS, {
-      env: { PORT: "{port}" },
-      args: ["run", "--allow-all", "--unstable-no-legacy-abort", DEV_ENTRY],
-    });
+    const server = await start("dev-forced.sqlite3", SHORT_BOUND_MS, DEV_SERVER);
     const id = newCase("dev-forced");
     peer.stallData(id);
     const answer = send(server.url, messageOf(id), { key: id });
@@ -753,7 +764,7 @@ describe("graceful shutdown of the Deno entries", () => {
     const answer = send(server.url, messageOf(id)).then(() => "answered", () => "cut");
     await peer.reached(id);
     server.signal("SIGINT");
-    await guard(server.untilOutput(SHUTTING_DOWN), "the shutdown log line", { ms: HANG_GUARD_MS });
+    await untilShuttingDown(server);
     server.signal("SIGINT");
     const { ms, code } = await timeExit(server);
     console.log(`second SIGINT with 1 send in flight: exit ${code} after ${ms} ms`);
@@ -765,19 +776,7 @@ describe("graceful shutdown of the Deno entries", () => {
 
   it("SIGINT behaves like SIGTERM: refuses new connections, the send in flight is sent, exit 0", async () => {
     const server = await start("sigint.sqlite3", DRAIN_BOUND_MS);
-    const id = newCase("sigint");
-    peer.hold(id);
-    const answer = send(server.url, messageOf(id), { key: id });
-    await peer.reached(id);
-    server.signal("SIGINT");
-    const exit = timeExit(server);
-    await guard(server.untilOutput(SHUTTING_DOWN), "the shutdown log line", { ms: HANG_GUARD_MS });
-    await untilRefused(server.url);
-    peer.release(id);
-    const outcome = await answer;
-    assert.equal(outcome.http, 200, outcome.raw);
-    assert.equal(outcome.result.status, "sent");
-    const { ms, code } = await exit;
+    const { ms, code } = await drainHeldSend(server, "SIGINT", "sigint");
     console.log(`SIGINT, 1 send in flight: exit ${code} after ${ms} ms`);
     assert.equal(code, 0, server.output());
     assert.match(server.output(), /every request in flight has finished/);
