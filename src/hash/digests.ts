@@ -6,11 +6,11 @@
  * - a SHA-256 fed piece by piece, for hashing a request body as it streams by:
  *   `crypto.DigestStream` where that exists (Cloudflare Workers).
  *
- * Elsewhere (Deno) the SHA-256 comes from `node:crypto` (native) and HMAC-MD5
- * from @noble/hashes in `noble.ts` (which also backs the SHA-256 where there is
- * no `node:crypto`), each loaded on first use through a specifier bundlers do
- * not follow, so a Worker bundle does not carry a hash library its platform
- * already has.
+ * Elsewhere they come from a {@linkcode DigestProvider}: the one an entry point
+ * handed to {@linkcode provideDigests}, else one loaded on first use through a
+ * specifier bundlers do not follow — `deno.ts` (`node:crypto` SHA-256, @noble
+ * HMAC-MD5), or `noble.ts` alone where there is no `node:crypto` — so a Worker
+ * bundle does not carry a hash library its platform already has.
  *
  * @module
  */
@@ -19,7 +19,7 @@
  * Hash implementations a runtime's entry point hands over, imported statically
  * so that platforms which build the module graph ahead of time (Deno Deploy,
  * Supabase's bundler) carry them: a dynamic import through a variable is not
- * in that graph. Used before the dynamic fallbacks below.
+ * in that graph. Used before the dynamic fallback below.
  */
 export interface DigestProvider {
   /** HMAC-MD5 (RFC 2104). */
@@ -52,12 +52,20 @@ export interface StreamingSha256 {
   digest(): Promise<string>;
 }
 
-type Noble = typeof import("./noble.ts");
-
-// A variable, not a literal: bundlers do not follow it (see the module doc).
+// Variables, not literals: bundlers do not follow them (see the module doc).
+const DENO_DIGESTS_MODULE = "./deno.ts";
 const NOBLE_MODULE = "./noble.ts";
-let noble: Promise<Noble> | undefined;
-const loadNoble = (): Promise<Noble> => (noble ??= import(NOBLE_MODULE) as Promise<Noble>);
+let fallback: Promise<DigestProvider> | undefined;
+
+/** The provided digests, else `deno.ts`'s, else (no `node:crypto`) `noble.ts`'s. */
+function digestProvider(): Promise<DigestProvider> {
+  if (provided !== undefined) return Promise.resolve(provided);
+  fallback ??= (import(DENO_DIGESTS_MODULE) as Promise<typeof import("./deno.ts")>).then(
+    (module) => module.denoDigests,
+    () => import(NOBLE_MODULE) as Promise<typeof import("./noble.ts")>,
+  );
+  return fallback;
+}
 
 /** Lowercase hex of `bytes`. */
 export function bytesToHex(bytes: Uint8Array): string {
@@ -85,7 +93,7 @@ async function md5(...parts: Uint8Array[]): Promise<Uint8Array> {
 
 /** HMAC-MD5 (RFC 2104) of `message` under `key`, as CRAM-MD5 sends it. */
 export async function hmacMd5(key: Uint8Array, message: Uint8Array): Promise<Uint8Array> {
-  if (!(await hasNativeMd5())) return (provided ?? await loadNoble()).hmacMd5(key, message);
+  if (!(await hasNativeMd5())) return (await digestProvider()).hmacMd5(key, message);
   const block = new Uint8Array(MD5_BLOCK_BYTES);
   block.set(key.length > MD5_BLOCK_BYTES ? await md5(key) : key);
   const inner = await md5(block.map((byte) => byte ^ 0x36), message);
@@ -107,31 +115,11 @@ export async function streamingSha256(): Promise<StreamingSha256> {
       },
     };
   }
-  const hash = provided?.createSha256() ?? (await loadNodeCrypto())?.createHash("sha256") ??
-    (await loadNoble()).createSha256();
+  const hash = (await digestProvider()).createSha256();
   return {
     update: (bytes) => Promise.resolve(void hash.update(bytes)),
     digest: () => Promise.resolve(bytesToHex(new Uint8Array(hash.digest()))),
   };
-}
-
-type NodeCrypto = {
-  createHash(algorithm: "sha256"): { update(bytes: Uint8Array): unknown; digest(): Uint8Array };
-};
-
-// A variable, not a literal, as for @noble: a Worker bundle (DigestStream) never needs it.
-const NODE_CRYPTO_MODULE = "node:crypto";
-let nodeCrypto: Promise<NodeCrypto | undefined> | undefined;
-
-/**
- * `node:crypto` where the runtime has it (Deno, Node, Bun): its native SHA-256
- * hashes 14 MB in 7-9 ms on Deno, @noble's in 62-74 ms (measured), which an
- * `Idempotency-Key` request with a 10 MiB attachment paid in CPU and, reading
- * its body more slowly, in memory.
- */
-function loadNodeCrypto(): Promise<NodeCrypto | undefined> {
-  nodeCrypto ??= (import(NODE_CRYPTO_MODULE) as Promise<NodeCrypto>).catch(() => undefined);
-  return nodeCrypto;
 }
 
 /** Cloudflare's `crypto.DigestStream`: a writable stream whose `digest` settles at close. */
