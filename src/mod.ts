@@ -44,14 +44,8 @@ export {
   type SmtpPhase,
 } from "./smtp/errors.ts";
 export { TLS_MODES } from "./smtp/types.ts";
-export type {
-  DsnOutcome,
-  RecipientRejection,
-  ReplySummary,
-  ResultError,
-  SendResult,
-  StatusEvent,
-} from "./smtp/result.ts";
+// The Result types: DsnOutcome, RecipientRejection, ReplySummary, ResultError, SendResult, StatusEvent.
+export type * from "./smtp/result.ts";
 export {
   type Connect,
   type ConnectOptions,

@@ -41,14 +41,8 @@ export type { AddressInput, AddressListInput } from "../message/address_schema.t
 export type { AttachmentInput } from "../message/attachment_schema.ts";
 export type { DsnOptions, MessageInput } from "../message/schema.ts";
 export type { ValidationIssue } from "../message/validation_issues.ts";
-export type {
-  DsnOutcome,
-  RecipientRejection,
-  ReplySummary,
-  ResultError,
-  SendResult,
-  StatusEvent,
-} from "../smtp/result.ts";
+// The Result types: DsnOutcome, RecipientRejection, ReplySummary, ResultError, SendResult, StatusEvent.
+export type * from "../smtp/result.ts";
 export type { SmtpErrorType, SmtpPhase } from "../smtp/errors.ts";
 
 /**
