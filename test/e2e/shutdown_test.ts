@@ -292,7 +292,7 @@ async function replayBatch(
   return replay;
 }
 
-/** A send cut before its data was written fails with its real cause: not unknown_outcome, not a bug. */
+/** A send cut before its data was written fails for its real cause: not unknown_outcome, no bug. */
 function assertCutBeforeData(result: Outcome["result"], raw: string): void {
   assert.notEqual(result.error?.type, "unknown_outcome", raw);
   assert.notEqual(result.error?.type, "internal", raw);
