@@ -118,6 +118,16 @@ function countingReads() {
   };
 }
 
+/** A plain-text client with one pooled connection: queued sends go out pipelined on it. */
+function onePooledConnection(server: FaultServer) {
+  return faultClient(server, { ...PLAIN, pool: { maxConnections: 1 } });
+}
+
+/** `script`'s own step `name`, for a step that overrides it to call in the usual case. */
+function stepOf(script: SmtpScriptOptions, name: "MAIL" | "RCPT" | "DATA" | "BDAT") {
+  return script[name] as (conn: FaultConnection, line: string) => Promise<void>;
+}
+
 /** A server that refuses everything after a refused MAIL, as real servers do. */
 function afterRefusedMail(reply: string): SmtpScriptOptions {
   return {
@@ -136,16 +146,31 @@ function rcptRefusing(refuse: Record<string, string>): SmtpScriptOptions["RCPT"]
 }
 
 describe("fault matrix: greeting", () => {
-  it("421: transient with the code, and no QUIT (the server is closing)", async () => {
-    await withServer({ greeting: "421 4.3.2 Too busy, try later" }, async (server) => {
-      const error = await sendExpectingError(faultClient(server));
-      assert.equal(error.type, "transient");
-      assert.equal(error.phase, "greeting");
-      assert.equal(error.code, 421);
-      assert.equal(error.enhancedCode, "4.3.2");
-      assert.deepEqual(server.transcript, []);
+  const closingGreetings: { name: string; greeting: SmtpScriptOptions["greeting"] }[] = [
+    {
+      name: "421: transient with the code, and no QUIT (the server is closing)",
+      greeting: "421 4.3.2 Too busy, try later",
+    },
+    {
+      name: "421 ended by the server's FIN instead of CRLF: transient, the code kept",
+      greeting: async (conn) => {
+        await conn.send("421 4.3.2 fault.test too busy");
+        await conn.close();
+      },
+    },
+  ];
+  for (const { name, greeting } of closingGreetings) {
+    it(name, async () => {
+      await withServer({ greeting }, async (server) => {
+        const error = await sendExpectingError(faultClient(server));
+        assert.equal(error.type, "transient");
+        assert.equal(error.phase, "greeting");
+        assert.equal(error.code, 421);
+        assert.equal(error.enhancedCode, "4.3.2");
+        assert.deepEqual(server.transcript, []);
+      });
     });
-  });
+  }
 
   it("554: QUIT, then rejected with the server's code", async () => {
     await withServer({ greeting: "554 5.3.2 No SMTP service here" }, async (server) => {
@@ -193,22 +218,6 @@ describe("fault matrix: greeting", () => {
       assert.equal(error.phase, "greeting");
       assert.equal(error.code, undefined);
       assert.match(error.message, /300 ms/);
-      assert.deepEqual(server.transcript, []);
-    });
-  });
-
-  it("421 ended by the server's FIN instead of CRLF: transient, the code kept", async () => {
-    await withServer({
-      greeting: async (conn) => {
-        await conn.send("421 4.3.2 fault.test too busy");
-        await conn.close();
-      },
-    }, async (server) => {
-      const error = await sendExpectingError(faultClient(server));
-      assert.equal(error.type, "transient");
-      assert.equal(error.phase, "greeting");
-      assert.equal(error.code, 421);
-      assert.equal(error.enhancedCode, "4.3.2");
       assert.deepEqual(server.transcript, []);
     });
   });
@@ -444,29 +453,28 @@ describe("fault matrix: AUTH", () => {
 });
 
 describe("fault matrix: MAIL", () => {
-  it("451: transient with the code, nothing delivered", async () => {
-    await withServer(afterRefusedMail("451 4.3.0 Try again later"), async (server) => {
-      const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "transient");
-      assert.equal(error.phase, "mail");
-      assert.equal(error.code, 451);
-      assert.equal(error.enhancedCode, "4.3.0");
-      assert.equal(await delivered(server), false);
-      assert.equal(server.transcript.at(-1), "QUIT", "a clean refusal: the session ends with QUIT");
+  const refusals = [
+    { type: "transient", reply: "451 4.3.0 Try again later" },
+    { type: "rejected", reply: "550 5.7.1 Sender refused" },
+  ] as const;
+  for (const { type, reply } of refusals) {
+    const [code, enhancedCode] = reply.split(" ");
+    it(`${code}: ${type} with the code, nothing delivered`, async () => {
+      await withServer(afterRefusedMail(reply), async (server) => {
+        const error = await sendExpectingError(faultClient(server, PLAIN));
+        assert.equal(error.type, type);
+        assert.equal(error.phase, "mail");
+        assert.equal(error.code, Number(code));
+        assert.equal(error.enhancedCode, enhancedCode);
+        assert.equal(await delivered(server), false);
+        assert.equal(
+          server.transcript.at(-1),
+          "QUIT",
+          "a clean refusal: the session ends with QUIT",
+        );
+      });
     });
-  });
-
-  it("550: rejected with the code, nothing delivered", async () => {
-    await withServer(afterRefusedMail("550 5.7.1 Sender refused"), async (server) => {
-      const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "rejected");
-      assert.equal(error.phase, "mail");
-      assert.equal(error.code, 550);
-      assert.equal(error.enhancedCode, "5.7.1");
-      assert.equal(await delivered(server), false);
-      assert.equal(server.transcript.at(-1), "QUIT", "a clean refusal: the session ends with QUIT");
-    });
-  });
+  }
 
   it("421 ended by the server's FIN instead of CRLF: transient, the code kept", async () => {
     await withServer({
@@ -580,35 +588,29 @@ describe("fault matrix: RCPT", () => {
     });
   });
 
-  it("452 (too many recipients, try later): transient with the code", async () => {
-    await withServer({
-      RCPT: rcptRefusing({ cy: "452 4.5.3 Too many recipients" }),
-    }, async (server) => {
-      const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "transient");
-      assert.equal(error.phase, "rcpt");
-      assert.equal(error.code, 452);
-      assert.deepEqual(error.rejected.map((r) => [r.address, r.code]), [["cy@example.org", 452]]);
-      assert.equal(await delivered(server), false);
-      // After a 354 anything would be message content: nothing more was written.
-      assert.equal(server.transcript.at(-1), "DATA");
+  const tooManyRecipients = [
+    { name: "452 (too many recipients, try later): transient with the code", code: 452 },
+    { name: "552 to RCPT: transient, the 452 it should be (RFC 5321 4.5.3.1.10)", code: 552 },
+  ];
+  for (const { name, code } of tooManyRecipients) {
+    it(name, async () => {
+      await withServer({
+        RCPT: rcptRefusing({ cy: `${code} ${code / 100 | 0}.5.3 Too many recipients` }),
+      }, async (server) => {
+        const error = await sendExpectingError(faultClient(server, PLAIN));
+        assert.equal(error.type, "transient");
+        assert.equal(error.phase, "rcpt");
+        assert.equal(error.code, code);
+        assert.deepEqual(error.rejected.map((r) => [r.address, r.code]), [[
+          "cy@example.org",
+          code,
+        ]]);
+        assert.equal(await delivered(server), false);
+        // After a 354 anything would be message content: nothing more was written.
+        assert.equal(server.transcript.at(-1), "DATA");
+      });
     });
-  });
-
-  it("552 to RCPT: transient, the 452 it should be (RFC 5321 4.5.3.1.10)", async () => {
-    await withServer({
-      RCPT: rcptRefusing({ cy: "552 5.5.3 Too many recipients" }),
-    }, async (server) => {
-      const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "transient");
-      assert.equal(error.phase, "rcpt");
-      assert.equal(error.code, 552);
-      assert.deepEqual(error.rejected.map((r) => [r.address, r.code]), [["cy@example.org", 552]]);
-      assert.equal(await delivered(server), false);
-      // After a 354 anything would be message content: nothing more was written.
-      assert.equal(server.transcript.at(-1), "DATA");
-    });
-  });
+  }
 });
 
 describe("fault matrix: DATA", () => {
@@ -773,27 +775,30 @@ describe("fault matrix: after the final dot", () => {
     });
   });
 
-  it("250, then QUIT fails (the connection drops): still sent", async () => {
-    await withServer({ QUIT: (conn) => conn.destroy() }, async (server) => {
-      const client = faultClient(server, PLAIN);
-      const result = await client.send(message);
-      await guard(client.close(), "close() after a failed QUIT");
-      assert.equal(result.status, "sent");
-      assert.match(result.response!, /queued as FAULT1/);
-      assert.ok(server.transcript.includes("QUIT"));
+  const failedQuits: { name: string; QUIT: SmtpScriptOptions["QUIT"]; closing: string }[] = [
+    {
+      name: "250, then QUIT fails (the connection drops): still sent",
+      QUIT: (conn) => conn.destroy(),
+      closing: "close() after a failed QUIT",
+    },
+    {
+      name: "250, then QUIT never answered: still sent, close() bounded by the deadline",
+      QUIT: (conn) => conn.waitClosed(),
+      closing: "close() while the server ignores QUIT",
+    },
+  ];
+  for (const { name, QUIT, closing } of failedQuits) {
+    it(name, async () => {
+      await withServer({ QUIT }, async (server) => {
+        const client = faultClient(server, { ...PLAIN, timeoutMs: 1000 });
+        const result = await client.send(message);
+        await guard(client.close(), closing);
+        assert.equal(result.status, "sent");
+        assert.match(result.response!, /queued as FAULT1/);
+        assert.ok(server.transcript.includes("QUIT"));
+      });
     });
-  });
-
-  it("250, then QUIT never answered: still sent, close() bounded by the deadline", async () => {
-    await withServer({ QUIT: (conn) => conn.waitClosed() }, async (server) => {
-      const client = faultClient(server, { ...PLAIN, timeoutMs: 1000 });
-      const result = await client.send(message);
-      await guard(client.close(), "close() while the server ignores QUIT");
-      assert.equal(result.status, "sent");
-      assert.match(result.response!, /queued as FAULT1/);
-      assert.ok(server.transcript.includes("QUIT"));
-    });
-  });
+  }
 
   it("250, then the connection drops before QUIT: still sent", async () => {
     await withServer({
@@ -1100,7 +1105,7 @@ describe("fault matrix: a pipelined run of five queued sends", () => {
     it(`${name}: message 3's recipient refused: 3 rejected, the others sent once`, async () => {
       await withServer(() => realistic(capabilities, accept), async (server) => {
         const outcomes = await queueAll(
-          faultClient(server, { ...PLAIN, pool: { maxConnections: 1 } }),
+          onePooledConnection(server),
           5,
           (n) => n === 3 ? REFUSED : "bob@example.org",
         );
@@ -1133,7 +1138,7 @@ describe("fault matrix: a pipelined run of five queued sends", () => {
             }),
           async (server) => {
             const outcomes = await queueAll(
-              faultClient(server, { ...PLAIN, pool: { maxConnections: 1 } }),
+              onePooledConnection(server),
               5,
             );
             const third = outcomes[2] as SmtpError;
@@ -1160,33 +1165,31 @@ describe("fault matrix: a pipelined run of five queued sends", () => {
           const script = realistic(capabilities, accept);
           let mails = 0;
           let refusedMail = false;
-          const step = (name: "MAIL" | "RCPT" | "DATA" | "BDAT") =>
-            script[name] as (conn: FaultConnection, line: string) => Promise<void>;
           return {
             ...script,
             MAIL: async (conn, line) => {
               refusedMail = ++mails === 3;
               if (refusedMail) await conn.send(`${code} ${code / 100 | 0}.7.1 Sender refused\r\n`);
-              else await step("MAIL")(conn, line);
+              else await stepOf(script, "MAIL")(conn, line);
             },
             // As a real server: no transaction after a refused MAIL.
             RCPT: async (conn, line) => {
               if (refusedMail) await conn.send("503 5.5.1 Error: need MAIL command\r\n");
-              else await step("RCPT")(conn, line);
+              else await stepOf(script, "RCPT")(conn, line);
             },
             DATA: async (conn, line) => {
               if (refusedMail) await conn.send("503 5.5.1 Error: need RCPT command\r\n");
-              else await step("DATA")(conn, line);
+              else await stepOf(script, "DATA")(conn, line);
             },
             BDAT: async (conn, line) => {
-              if (!refusedMail) return await step("BDAT")(conn, line);
+              if (!refusedMail) return await stepOf(script, "BDAT")(conn, line);
               if (await conn.readBytes(Number(line.split(" ")[1])) === null) return;
               await conn.send("503 5.5.1 Error: need RCPT command\r\n");
             },
           };
         }, async (server) => {
           const outcomes = await queueAll(
-            faultClient(server, { ...PLAIN, pool: { maxConnections: 1 } }),
+            onePooledConnection(server),
             5,
           );
           const third = outcomes[2] as SmtpError;
@@ -1216,7 +1219,7 @@ describe("fault matrix: a pipelined run of five queued sends", () => {
           }),
         async (server) => {
           const outcomes = await queueAll(
-            faultClient(server, { ...PLAIN, pool: { maxConnections: 1 } }),
+            onePooledConnection(server),
             5,
           );
           assert.deepEqual(outcomes.slice(0, 2), ["sent", "sent"]);
@@ -1249,12 +1252,12 @@ describe("fault matrix: a pipelined run of five queued sends", () => {
         ...script,
         DATA: async (conn, line) => {
           if (++datas === 3) await conn.send("554 5.3.0 Message refused\r\n");
-          else await (script.DATA as (c: FaultConnection, l: string) => Promise<void>)(conn, line);
+          else await stepOf(script, "DATA")(conn, line);
         },
       };
     }, async (server) => {
       const outcomes = await queueAll(
-        faultClient(server, { ...PLAIN, pool: { maxConnections: 1 } }),
+        onePooledConnection(server),
         5,
       );
       const third = outcomes[2] as SmtpError;
@@ -1282,10 +1285,7 @@ describe("fault matrix: a pipelined run of five queued sends", () => {
         DATA: async (conn, line) => {
           // Message 0 opens the connection; message 3 is its fourth DATA.
           if (index > 0 || ++datas !== 4) {
-            return await (script.DATA as (c: FaultConnection, l: string) => Promise<void>)(
-              conn,
-              line,
-            );
+            return await stepOf(script, "DATA")(conn, line);
           }
           stalled = conn;
           conn.pauseReading();
@@ -1335,7 +1335,7 @@ describe("fault matrix: a pipelined run of five queued sends", () => {
         }),
       async (server) => {
         const outcomes = await queueAll(
-          faultClient(server, { ...PLAIN, pool: { maxConnections: 1 } }),
+          onePooledConnection(server),
           5,
         );
         assert.deepEqual([outcomes[0], outcomes[1], outcomes[3], outcomes[4]], [
@@ -1365,7 +1365,7 @@ describe("fault matrix: a pipelined run of five queued sends", () => {
         }),
       async (server) => {
         const outcomes = await queueAll(
-          faultClient(server, { ...PLAIN, pool: { maxConnections: 1 } }),
+          onePooledConnection(server),
           5,
         );
         assert.deepEqual(outcomes.slice(0, 2), ["sent", "sent"]);
@@ -1396,12 +1396,12 @@ describe("fault matrix: a pipelined run of five queued sends", () => {
             await conn.close();
             return;
           }
-          await (script.MAIL as (c: FaultConnection, l: string) => Promise<void>)(conn, line);
+          await stepOf(script, "MAIL")(conn, line);
         },
       };
     }, async (server) => {
       const outcomes = await queueAll(
-        faultClient(server, { ...PLAIN, pool: { maxConnections: 1 } }),
+        onePooledConnection(server),
         5,
       );
       assert.deepEqual(outcomes, ["sent", "sent", "sent", "sent", "sent"]);
