@@ -11,6 +11,24 @@ import {
   wrappedBase64Size,
 } from "../../src/message/base64.ts";
 
+/**
+ * base64.ts loaded once more as on a platform without the native decoder
+ * (`Uint8Array.prototype.setFromBase64`, absent in Node 20): its patterns decide.
+ */
+async function importWithoutNativeDecoder(): Promise<
+  Pick<typeof import("../../src/message/base64.ts"), "plainBase64Scan" | "scanBase64">
+> {
+  const prototype = Uint8Array.prototype as unknown as { setFromBase64?: unknown };
+  const native = prototype.setFromBase64;
+  delete prototype.setFromBase64;
+  try {
+    return await import("../../src/message/base64.ts?without-native-decoder");
+  } finally {
+    prototype.setFromBase64 = native;
+  }
+}
+const withoutNative = await importWithoutNativeDecoder();
+
 function concat(chunks: Iterable<Uint8Array>): string {
   return Buffer.concat([...chunks]).toString("latin1");
 }
@@ -87,7 +105,7 @@ function plainReference(text: string) {
   return { chars: data + (data % 4 === 0 ? 0 : 4 - (data % 4)), data, plain: true };
 }
 
-describe("plainBase64Scan (the native fast path of scanBase64)", () => {
+describe("plainBase64Scan (the fast path of scanBase64, native or by pattern)", () => {
   it("says plain exactly when the text is standard base64 without whitespace", () => {
     const piece = fc.constantFrom(
       "QUJD",
@@ -107,6 +125,20 @@ describe("plainBase64Scan (the native fast path of scanBase64)", () => {
       fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {
         const text = pieces.join("");
         assert.deepEqual(plainBase64Scan(text), plainReference(text), JSON.stringify(text));
+        assert.deepEqual(
+          withoutNative.plainBase64Scan(text),
+          plainReference(text),
+          `without the native decoder: ${JSON.stringify(text)}`,
+        );
+        // scanBase64 says the same (the scan, or the same error) either way.
+        const outcome = (scan: (text: string) => unknown) => {
+          try {
+            return scan(text);
+          } catch (error) {
+            return (error as Error).message;
+          }
+        };
+        assert.deepEqual(outcome(scanBase64), outcome(withoutNative.scanBase64));
       }),
       { numRuns: 2000 },
     );
@@ -125,6 +157,7 @@ describe("plainBase64Scan (the native fast path of scanBase64)", () => {
     ];
     for (const text of cases) {
       assert.deepEqual(plainBase64Scan(text), plainReference(text), `length ${text.length}`);
+      assert.deepEqual(withoutNative.plainBase64Scan(text), plainReference(text));
       if (plainReference(text) === undefined) {
         // The patterns decide: refused, or accepted as not plain.
         assert.ok(
