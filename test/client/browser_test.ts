@@ -12,20 +12,8 @@ import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
 import { CLIENT_BUNDLE_URL } from "../../src/client/bundle_path.ts";
 import { type FunctionServer, startFunction } from "../support/function_server.ts";
-import { skipOutsideCi } from "../support/skip.ts";
+import { chromiumSkipReason, launchChromium } from "../support/chromium.ts";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp_server.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
-
-function missingChromium(): string | undefined {
-  try {
-    Deno.statSync(CHROMIUM);
-    return undefined;
-  } catch {
-    return `Chromium is not installed at ${CHROMIUM} (apt-get install chromium): ` +
-      "skipping the browser client suite.";
-  }
-}
 
 const PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>client test page</title></head>
@@ -107,7 +95,7 @@ function callInPage(
 }
 
 describe("browser client in Chromium, from a page on another origin", {
-  skip: skipOutsideCi(missingChromium()),
+  skip: chromiumSkipReason("the browser client suite"),
 }, () => {
   let smtp: TestSmtpServer;
   let fn: FunctionServer;
@@ -144,11 +132,7 @@ describe("browser client in Chromium, from a page on another origin", {
       RATE_LIMIT: "off",
       KV_PATH: `${kvDir}/kv.sqlite3`,
     });
-    const { chromium } = await import("playwright-core");
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox"],
-    });
+    browser = await launchChromium();
     page = await browser.newPage();
     page.on("request", (request) => requested.push(request.url()));
     await page.goto(`${pageOrigin}/`);

@@ -13,22 +13,12 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { skipOutsideCi } from "../support/skip.ts";
+import { chromiumSkipReason, launchChromium } from "../support/chromium.ts";
 import { spawnDeno } from "../support/subprocess.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const DELAY_MS = 1500;
 
-function chromiumMissing(): string | undefined {
-  try {
-    Deno.statSync(CHROMIUM);
-    return undefined;
-  } catch {
-    return `Chromium is not installed at ${CHROMIUM} (apt-get install chromium): playground suite skipped.`;
-  }
-}
-
-const skip = skipOutsideCi(chromiumMissing());
+const skip = chromiumSkipReason("the playground suite");
 
 describe("playground in Chromium (deno task dev)", { skip }, () => {
   let dev: Deno.ChildProcess;
@@ -67,12 +57,7 @@ describe("playground in Chromium (deno task dev)", { skip }, () => {
     stderrText = new Response(dev.stderr).text();
     base = await listening.promise;
 
-    const { chromium } = await import("playwright-core");
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--no-sandbox", "--headless"],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on("console", (message: { type(): string; text(): string }) => {
       if (message.type() === "error") consoleErrors.push(message.text());
