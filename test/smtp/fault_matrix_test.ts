@@ -74,6 +74,16 @@ function assertNoCredentials(error: SmtpError): void {
   }
 }
 
+/** Asserts each field of `expected` on `error`; a field given as undefined must be absent. */
+function assertFailure(
+  error: SmtpError,
+  expected: Partial<Pick<SmtpError, "type" | "phase" | "code" | "enhancedCode">>,
+): void {
+  for (const key of Object.keys(expected) as (keyof typeof expected)[]) {
+    assert.equal(error[key], expected[key], `${key}: ${error.message}`);
+  }
+}
+
 /**
  * A socket factory that counts the reads which returned bytes, so a server
  * script can wait until the client has read what it sent (a deterministic split).
@@ -163,10 +173,12 @@ describe("fault matrix: greeting", () => {
     it(name, async () => {
       await withServer({ greeting }, async (server) => {
         const error = await sendExpectingError(faultClient(server));
-        assert.equal(error.type, "transient");
-        assert.equal(error.phase, "greeting");
-        assert.equal(error.code, 421);
-        assert.equal(error.enhancedCode, "4.3.2");
+        assertFailure(error, {
+          type: "transient",
+          phase: "greeting",
+          code: 421,
+          enhancedCode: "4.3.2",
+        });
         assert.deepEqual(server.transcript, []);
       });
     });
@@ -176,10 +188,12 @@ describe("fault matrix: greeting", () => {
     await withServer({ greeting: "554 5.3.2 No SMTP service here" }, async (server) => {
       const error = await sendExpectingError(faultClient(server));
       // RFC 5321 3.1: the server refuses the session for good (422); the client says QUIT.
-      assert.equal(error.type, "rejected");
-      assert.equal(error.phase, "greeting");
-      assert.equal(error.code, 554);
-      assert.equal(error.enhancedCode, "5.3.2");
+      assertFailure(error, {
+        type: "rejected",
+        phase: "greeting",
+        code: 554,
+        enhancedCode: "5.3.2",
+      });
       assert.deepEqual(server.transcript, ["QUIT"]);
     });
   });
@@ -214,9 +228,7 @@ describe("fault matrix: greeting", () => {
         sendExpectingError(faultClient(server, { timeoutMs: 300 })),
         "the send to a silent server",
       );
-      assert.equal(error.type, "timeout");
-      assert.equal(error.phase, "greeting");
-      assert.equal(error.code, undefined);
+      assertFailure(error, { type: "timeout", phase: "greeting", code: undefined });
       assert.match(error.message, /300 ms/);
       assert.deepEqual(server.transcript, []);
     });
@@ -246,10 +258,7 @@ describe("fault matrix: EHLO", () => {
       },
     }, async (server) => {
       const error = await sendExpectingError(faultClient(server));
-      assert.equal(error.type, "transient");
-      assert.equal(error.phase, "ehlo");
-      assert.equal(error.code, 421);
-      assert.equal(error.enhancedCode, "4.7.0");
+      assertFailure(error, { type: "transient", phase: "ehlo", code: 421, enhancedCode: "4.7.0" });
       assert.deepEqual(verbs(server), ["EHLO"]);
     });
   });
@@ -314,8 +323,7 @@ describe("fault matrix: reply reader", () => {
       { EHLO: "250-fault.test\r\n251-PIPELINING\r\n250 SIZE 100" },
       async (server) => {
         const error = await sendExpectingError(faultClient(server, PLAIN));
-        assert.equal(error.type, "protocol");
-        assert.equal(error.phase, "ehlo");
+        assertFailure(error, { type: "protocol", phase: "ehlo" });
         assert.match(error.message, /250 then 251/);
         assert.deepEqual(verbs(server), ["EHLO"]);
       },
@@ -325,8 +333,7 @@ describe("fault matrix: reply reader", () => {
   it("a reply without a numeric code: protocol, nothing delivered", async () => {
     await withServer({ MAIL: "OK fine" }, async (server) => {
       const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "protocol");
-      assert.equal(error.phase, "mail");
+      assertFailure(error, { type: "protocol", phase: "mail" });
       assert.equal(await delivered(server), false);
     });
   });
@@ -338,8 +345,7 @@ describe("fault matrix: reply reader", () => {
     const lines = Array.from({ length: 10_000 }, (_, i) => `X-FILLER-${i}`);
     await withServer({ EHLO: multiline(250, ["fault.test", ...lines]) }, async (server) => {
       const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "protocol");
-      assert.equal(error.phase, "ehlo");
+      assertFailure(error, { type: "protocol", phase: "ehlo" });
       assert.match(error.message, /longer than 512 lines/);
       assert.deepEqual(verbs(server), ["EHLO"]);
     });
@@ -348,8 +354,7 @@ describe("fault matrix: reply reader", () => {
   it("a 1 MB reply line: protocol at the 4096-octet cap", async () => {
     await withServer({ greeting: "220 " + "x".repeat(1024 * 1024) }, async (server) => {
       const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "protocol");
-      assert.equal(error.phase, "greeting");
+      assertFailure(error, { type: "protocol", phase: "greeting" });
       assert.match(error.message, /longer than 4096 octets/);
       assert.deepEqual(server.transcript, []);
     });
@@ -375,8 +380,7 @@ describe("fault matrix: reply reader", () => {
         "the send against a 1 byte/s greeting",
         { ms: 8000 },
       );
-      assert.equal(error.type, "timeout");
-      assert.equal(error.phase, "greeting");
+      assertFailure(error, { type: "timeout", phase: "greeting" });
       assert.match(error.message, /1500 ms/);
       assert.ok(piecesSent < greeting.length - 1, `${piecesSent} pieces sent`);
       assert.deepEqual(server.transcript, []);
@@ -393,10 +397,7 @@ describe("fault matrix: AUTH", () => {
       AUTH: "535 5.7.8 Authentication credentials invalid",
     }, async (server) => {
       const error = await sendExpectingError(faultClient(server, { auth }));
-      assert.equal(error.type, "auth");
-      assert.equal(error.phase, "auth");
-      assert.equal(error.code, 535);
-      assert.equal(error.enhancedCode, "5.7.8");
+      assertFailure(error, { type: "auth", phase: "auth", code: 535, enhancedCode: "5.7.8" });
       assert.match(error.message, /credentials invalid/);
       assert.deepEqual(verbs(server), ["EHLO", "STARTTLS", "EHLO", "AUTH"]);
       assertNoCredentials(error);
@@ -414,10 +415,7 @@ describe("fault matrix: AUTH", () => {
       },
     }, async (server) => {
       const error = await sendExpectingError(faultClient(server, { auth }));
-      assert.equal(error.type, "auth");
-      assert.equal(error.phase, "auth");
-      assert.equal(error.code, 535);
-      assert.equal(error.enhancedCode, "5.7.8");
+      assertFailure(error, { type: "auth", phase: "auth", code: 535, enhancedCode: "5.7.8" });
       assert.match(error.message, /withheld/);
       assertNoCredentials(error);
       assert.deepEqual(verbs(server), ["EHLO", "STARTTLS", "EHLO", "AUTH"]);
@@ -436,9 +434,7 @@ describe("fault matrix: AUTH", () => {
       const error = await sendExpectingError(
         faultClient(server, { auth: { ...auth, mechanism: "login" } }),
       );
-      assert.equal(error.type, "auth");
-      assert.equal(error.phase, "auth");
-      assert.equal(error.code, 535);
+      assertFailure(error, { type: "auth", phase: "auth", code: 535 });
       await delivered(server); // every connection ended: all it sent is in the transcript
       // After EHLO, STARTTLS, EHLO: the user name, then nothing but (maybe) QUIT.
       const exchange = server.transcript.slice(3).filter((line) => line !== "QUIT");
@@ -462,10 +458,12 @@ describe("fault matrix: MAIL", () => {
     it(`${code}: ${type} with the code, nothing delivered`, async () => {
       await withServer(afterRefusedMail(reply), async (server) => {
         const error = await sendExpectingError(faultClient(server, PLAIN));
-        assert.equal(error.type, type);
-        assert.equal(error.phase, "mail");
-        assert.equal(error.code, Number(code));
-        assert.equal(error.enhancedCode, enhancedCode);
+        assertFailure(error, {
+          type: type,
+          phase: "mail",
+          code: Number(code),
+          enhancedCode: enhancedCode,
+        });
         assert.equal(await delivered(server), false);
         assert.equal(
           server.transcript.at(-1),
@@ -484,10 +482,7 @@ describe("fault matrix: MAIL", () => {
       },
     }, async (server) => {
       const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "transient");
-      assert.equal(error.phase, "mail");
-      assert.equal(error.code, 421);
-      assert.equal(error.enhancedCode, "4.7.0");
+      assertFailure(error, { type: "transient", phase: "mail", code: 421, enhancedCode: "4.7.0" });
       assert.equal(await delivered(server), false);
     });
   });
@@ -500,9 +495,7 @@ describe("fault matrix: MAIL", () => {
       },
     }, async (server) => {
       const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "transient");
-      assert.equal(error.phase, "mail");
-      assert.equal(error.code, 421);
+      assertFailure(error, { type: "transient", phase: "mail", code: 421 });
       assert.equal(await delivered(server), false);
     });
   });
@@ -513,9 +506,7 @@ describe("fault matrix: MAIL", () => {
         sendExpectingError(faultClient(server, { ...PLAIN, timeoutMs: 1000 })),
         "the send to a server silent at MAIL",
       );
-      assert.equal(error.type, "timeout");
-      assert.equal(error.phase, "mail");
-      assert.equal(error.code, undefined);
+      assertFailure(error, { type: "timeout", phase: "mail", code: undefined });
       assert.equal(await delivered(server), false);
     });
   });
@@ -527,9 +518,7 @@ describe("fault matrix: RCPT", () => {
       RCPT: rcptRefusing({ cy: "550 5.1.1 <cy@example.org>: Recipient address rejected" }),
     }, async (server) => {
       const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "rejected");
-      assert.equal(error.phase, "rcpt");
-      assert.equal(error.code, 550);
+      assertFailure(error, { type: "rejected", phase: "rcpt", code: 550 });
       assert.deepEqual(error.rejected.map((r) => [r.address, r.code, r.enhancedCode]), [
         ["cy@example.org", 550, "5.1.1"],
       ]);
@@ -562,9 +551,7 @@ describe("fault matrix: RCPT", () => {
         ...message,
         allowPartial: true,
       });
-      assert.equal(error.type, "rejected");
-      assert.equal(error.phase, "rcpt");
-      assert.equal(error.code, 550);
+      assertFailure(error, { type: "rejected", phase: "rcpt", code: 550 });
       assert.deepEqual(error.rejected.map((r) => r.address), message.to);
       assert.match(error.message, /every recipient/);
       assert.equal(await delivered(server), false);
@@ -575,9 +562,7 @@ describe("fault matrix: RCPT", () => {
   it("all refused with PIPELINING but DATA answered 354: rejected, nothing delivered", async () => {
     await withServer({ RCPT: "550 5.1.1 Recipient address rejected" }, async (server) => {
       const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "rejected");
-      assert.equal(error.phase, "rcpt");
-      assert.equal(error.code, 550);
+      assertFailure(error, { type: "rejected", phase: "rcpt", code: 550 });
       assert.deepEqual(error.rejected.map((r) => r.address), message.to);
       // The server said 354 to the DATA pipelined behind the refusals: only dropping
       // the connection, never the final dot, gets out of it without a delivery.
@@ -598,9 +583,7 @@ describe("fault matrix: RCPT", () => {
         RCPT: rcptRefusing({ cy: `${code} ${code / 100 | 0}.5.3 Too many recipients` }),
       }, async (server) => {
         const error = await sendExpectingError(faultClient(server, PLAIN));
-        assert.equal(error.type, "transient");
-        assert.equal(error.phase, "rcpt");
-        assert.equal(error.code, code);
+        assertFailure(error, { type: "transient", phase: "rcpt", code: code });
         assert.deepEqual(error.rejected.map((r) => [r.address, r.code]), [[
           "cy@example.org",
           code,
@@ -617,10 +600,7 @@ describe("fault matrix: DATA", () => {
   it("554 to DATA: rejected in phase data, nothing delivered", async () => {
     await withServer({ DATA: "554 5.3.0 Message refused" }, async (server) => {
       const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "rejected");
-      assert.equal(error.phase, "data");
-      assert.equal(error.code, 554);
-      assert.equal(error.enhancedCode, "5.3.0");
+      assertFailure(error, { type: "rejected", phase: "data", code: 554, enhancedCode: "5.3.0" });
       assert.equal(await delivered(server), false);
       assert.equal(server.transcript.at(-1), "QUIT", "a clean refusal: the session ends with QUIT");
     });
@@ -638,8 +618,7 @@ describe("fault matrix: DATA", () => {
       },
     }, async (server) => {
       const error = await sendExpectingError(faultClient(server, PLAIN), big);
-      assert.equal(error.type, "connection");
-      assert.equal(error.phase, "message");
+      assertFailure(error, { type: "connection", phase: "message" });
       assert.equal(resultOf(error)?.status, "failed");
       assert.equal(await delivered(server), false);
     });
@@ -662,8 +641,7 @@ describe("fault matrix: DATA", () => {
         sendExpectingError(faultClient(server, { ...PLAIN, timeoutMs: 1000 }), big),
         "the send to a server that stopped reading",
       );
-      assert.equal(error.type, "timeout");
-      assert.equal(error.phase, "message");
+      assertFailure(error, { type: "timeout", phase: "message" });
       assert.equal(resultOf(error)?.status, "failed");
       // Reading again, the server gets what the client had written, then the end of the
       // connection — and no final dot.
@@ -698,8 +676,7 @@ describe("fault matrix: DATA", () => {
         sendExpectingError(faultClient(server, { ...PLAIN, connect, timeoutMs: 1000 })),
         "the send whose last write stalls",
       );
-      assert.equal(error.type, "timeout", error.message);
-      assert.equal(error.phase, "message");
+      assertFailure(error, { type: "timeout", phase: "message" });
       assert.equal(resultOf(error)?.status, "failed");
       assert.equal(server.connections, 1);
       assert.equal(await delivered(server), false);
@@ -711,9 +688,7 @@ describe("fault matrix: after the final dot", () => {
   it("a drop after the dot: unknown_outcome, never retried", async () => {
     await withServer({ message: (conn) => conn.destroy() }, async (server) => {
       const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "unknown_outcome");
-      assert.equal(error.phase, "message");
-      assert.equal(error.code, undefined);
+      assertFailure(error, { type: "unknown_outcome", phase: "message", code: undefined });
       const result = resultOf(error) as SendResult;
       assert.equal(result.status, "failed");
       assert.equal(result.error?.type, "unknown_outcome");
@@ -729,9 +704,7 @@ describe("fault matrix: after the final dot", () => {
           sendExpectingError(faultClient(server, { ...PLAIN, timeoutMs: 800 })),
           "the send to a server silent after the data",
         );
-        assert.equal(error.type, "unknown_outcome");
-        assert.equal(error.phase, "message");
-        assert.equal(error.code, undefined);
+        assertFailure(error, { type: "unknown_outcome", phase: "message", code: undefined });
         assert.match(error.message, /no reply came within the deadline/);
         assert.equal(server.connections, 1, "a message that may be delivered was sent again");
       });
@@ -741,8 +714,7 @@ describe("fault matrix: after the final dot", () => {
   it("a garbled reply after the dot: unknown_outcome, never retried", async () => {
     await withServer({ message: "OK, queued" }, async (server) => {
       const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "unknown_outcome");
-      assert.equal(error.phase, "message");
+      assertFailure(error, { type: "unknown_outcome", phase: "message" });
       assert.match(error.message, /invalid reply/);
       assert.equal(server.connections, 1);
       assert.equal(server.transcript.filter((line) => line === ".").length, 1);
@@ -752,10 +724,12 @@ describe("fault matrix: after the final dot", () => {
   it("554 after the dot: rejected in phase message", async () => {
     await withServer({ message: "554 5.7.1 Message refused as spam" }, async (server) => {
       const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "rejected");
-      assert.equal(error.phase, "message");
-      assert.equal(error.code, 554);
-      assert.equal(error.enhancedCode, "5.7.1");
+      assertFailure(error, {
+        type: "rejected",
+        phase: "message",
+        code: 554,
+        enhancedCode: "5.7.1",
+      });
       assert.equal(server.connections, 1);
       await delivered(server);
       assert.equal(server.transcript.at(-1), "QUIT", "a clean refusal: the session ends with QUIT");
@@ -765,9 +739,7 @@ describe("fault matrix: after the final dot", () => {
   it("451 after the dot: transient in phase message, not retried", async () => {
     await withServer({ message: "451 4.3.0 Queue write error" }, async (server) => {
       const error = await sendExpectingError(faultClient(server, PLAIN));
-      assert.equal(error.type, "transient");
-      assert.equal(error.phase, "message");
-      assert.equal(error.code, 451);
+      assertFailure(error, { type: "transient", phase: "message", code: 451 });
       assert.equal(server.connections, 1);
       await delivered(server);
       assert.equal(server.transcript.at(-1), "QUIT", "a clean refusal: the session ends with QUIT");
@@ -877,9 +849,7 @@ describe("fault matrix: STARTTLS and TLS", () => {
       const error = await sendExpectingError(
         faultClient(server, { auth: { username: USER, password: PASSWORD } }),
       );
-      assert.equal(error.type, "tls");
-      assert.equal(error.phase, "starttls");
-      assert.equal(error.code, undefined);
+      assertFailure(error, { type: "tls", phase: "starttls", code: undefined });
       assert.deepEqual(verbs(server), ["EHLO"]);
       assertNoCredentials(error);
     });
@@ -888,9 +858,7 @@ describe("fault matrix: STARTTLS and TLS", () => {
   it("STARTTLS refused (454): tls with the code; no MAIL", async () => {
     await withServer({ STARTTLS: "454 4.7.0 TLS not available" }, async (server) => {
       const error = await sendExpectingError(faultClient(server));
-      assert.equal(error.type, "tls");
-      assert.equal(error.phase, "starttls");
-      assert.equal(error.code, 454);
+      assertFailure(error, { type: "tls", phase: "starttls", code: 454 });
       assert.deepEqual(verbs(server), ["EHLO", "STARTTLS"]);
     });
   });
@@ -950,8 +918,7 @@ describe("fault matrix: STARTTLS and TLS", () => {
       },
     }, async (server) => {
       const error = await sendExpectingError(faultClient(server, { connect: client.connect }));
-      assert.equal(error.type, "tls", error.message);
-      assert.equal(error.phase, "starttls");
+      assertFailure(error, { type: "tls", phase: "starttls" });
       assert.ok(client.chunks.includes("220 2.0.0 Ready\r\n"), "the 220 came alone");
       assert.deepEqual(verbs(server), ["EHLO", "STARTTLS"]);
     });
@@ -968,8 +935,7 @@ describe("fault matrix: STARTTLS and TLS", () => {
         sendExpectingError(faultClient(server, { timeoutMs: 1000 })),
         "the send over a handshake that never completes",
       );
-      assert.equal(error.type, "timeout", error.message);
-      assert.equal(error.phase, "starttls");
+      assertFailure(error, { type: "timeout", phase: "starttls" });
       assert.deepEqual(verbs(server), ["EHLO", "STARTTLS"]);
     });
   });
@@ -999,8 +965,7 @@ describe("fault matrix: STARTTLS and TLS", () => {
     const { completed, STARTTLS } = handshakeWatch();
     await withServer({ STARTTLS }, async (server) => {
       const error = await sendExpectingError(faultClient(server, { caCerts: [] }));
-      assert.equal(error.type, "tls", error.message);
-      assert.equal(error.phase, "starttls");
+      assertFailure(error, { type: "tls", phase: "starttls" });
       assert.equal(await guard(completed, "the server's handshake"), false);
       assert.deepEqual(verbs(server), ["EHLO", "STARTTLS"]);
     });
@@ -1010,8 +975,7 @@ describe("fault matrix: STARTTLS and TLS", () => {
     const { completed, STARTTLS } = handshakeWatch();
     await withServer({ STARTTLS }, async (server) => {
       const error = await sendExpectingError(faultClient(server));
-      assert.equal(error.type, "tls", error.message);
-      assert.equal(error.phase, "starttls");
+      assertFailure(error, { type: "tls", phase: "starttls" });
       assert.equal(await guard(completed, "the server's handshake"), false);
       assert.deepEqual(verbs(server), ["EHLO", "STARTTLS"]);
     }, { certificate: { dnsNames: ["mail.elsewhere.test"], ipAddresses: [] } });
@@ -1029,8 +993,7 @@ describe("fault matrix: STARTTLS and TLS", () => {
       try {
         const caCerts = certificate ? [server.caCert] : [];
         const error = await sendExpectingError(faultClient(server, { tls: "implicit", caCerts }));
-        assert.equal(error.type, "tls", error.message);
-        assert.equal(error.phase, "connect");
+        assertFailure(error, { type: "tls", phase: "connect" });
         assert.equal(await guard(completed, "the server's handshake"), false);
         assert.deepEqual(server.transcript, []);
       } finally {
@@ -1052,8 +1015,7 @@ describe("fault matrix: STARTTLS and TLS", () => {
         sendExpectingError(faultClient(server)),
         "the send over a broken handshake",
       );
-      assert.equal(error.type, "tls", error.message);
-      assert.equal(error.phase, "starttls");
+      assertFailure(error, { type: "tls", phase: "starttls" });
       assert.deepEqual(verbs(server), ["EHLO", "STARTTLS"]);
     });
   });
@@ -1069,8 +1031,7 @@ describe("fault matrix: STARTTLS and TLS", () => {
         sendExpectingError(faultClient(server, { tls: "implicit" })),
         "the send over a broken handshake",
       );
-      assert.equal(error.type, "tls", error.message);
-      assert.equal(error.phase, "connect");
+      assertFailure(error, { type: "tls", phase: "connect" });
     } finally {
       await server.close();
     }
@@ -1086,8 +1047,10 @@ describe("fault matrix: STARTTLS and TLS", () => {
           const error = await sendExpectingError(
             faultClient(server, { tls: mode, timeoutMs: 5000 }),
           );
-          assert.equal(error.type, "tls", error.message);
-          assert.equal(error.phase, mode === "implicit" ? "connect" : "starttls");
+          assertFailure(error, {
+            type: "tls",
+            phase: mode === "implicit" ? "connect" : "starttls",
+          });
           const events = await server.events();
           assert.equal(events.secure, undefined, "no TLS session was established");
           assert.match(events.tlsError ?? "", /protocol|version/i);
@@ -1111,9 +1074,7 @@ describe("fault matrix: a pipelined run of five queued sends", () => {
         );
         const third = outcomes[2] as SmtpError;
         assert.deepEqual([0, 1, 3, 4].map((i) => outcomes[i]), ["sent", "sent", "sent", "sent"]);
-        assert.equal(third.type, "rejected");
-        assert.equal(third.phase, "rcpt");
-        assert.equal(third.code, 550);
+        assertFailure(third, { type: "rejected", phase: "rcpt", code: 550 });
         assert.equal(server.connections, 1);
         // The refused transaction was reset before the next one, on the same connection.
         assert.ok(server.transcript.includes("RSET"));
@@ -1148,9 +1109,7 @@ describe("fault matrix: a pipelined run of five queued sends", () => {
               "sent",
               "sent",
             ]);
-            assert.equal(third.type, type);
-            assert.equal(third.phase, "message");
-            assert.equal(third.code, code);
+            assertFailure(third, { type: type, phase: "message", code: code });
             assert.equal(server.connections, 1);
             const [conn] = connectionsOf(server);
             assert.deepEqual(subjectsOn(conn), [1, 2, 3, 4, 5].map((n) => `Message ${n}`));
@@ -1194,9 +1153,7 @@ describe("fault matrix: a pipelined run of five queued sends", () => {
           );
           const third = outcomes[2] as SmtpError;
           assert.deepEqual([0, 1, 3, 4].map((i) => outcomes[i]), ["sent", "sent", "sent", "sent"]);
-          assert.equal(third.type, type);
-          assert.equal(third.phase, "mail");
-          assert.equal(third.code, code);
+          assertFailure(third, { type: type, phase: "mail", code: code });
           assert.equal(server.connections, 1);
           const subjects = subjectsOn(connectionsOf(server)[0]);
           assert.deepEqual(subjects.filter((s) => s !== "Message 3"), [
@@ -1224,8 +1181,7 @@ describe("fault matrix: a pipelined run of five queued sends", () => {
           );
           assert.deepEqual(outcomes.slice(0, 2), ["sent", "sent"]);
           const third = outcomes[2] as SmtpError;
-          assert.equal(third.type, "unknown_outcome");
-          assert.equal(third.phase, "message");
+          assertFailure(third, { type: "unknown_outcome", phase: "message" });
           // Every message whose data reached the server is there once; the others were
           // sent once, on a new connection.
           const seen = connectionsOf(server).flatMap(subjectsOn);
@@ -1262,9 +1218,7 @@ describe("fault matrix: a pipelined run of five queued sends", () => {
       );
       const third = outcomes[2] as SmtpError;
       assert.deepEqual([0, 1, 3, 4].map((i) => outcomes[i]), ["sent", "sent", "sent", "sent"]);
-      assert.equal(third.type, "rejected");
-      assert.equal(third.phase, "data");
-      assert.equal(third.code, 554);
+      assertFailure(third, { type: "rejected", phase: "data", code: 554 });
       assert.equal(server.connections, 1);
       assert.deepEqual(subjectsOn(connectionsOf(server)[0]), [
         "Message 1",
