@@ -266,7 +266,13 @@ export function withDefaultSender(message: ValidatedMessage, sender: Mailbox): V
   if (!isValidatedMessage(message)) {
     throw new TypeError("withDefaultSender takes a ValidatedMessage (what parseMessage returns)");
   }
-  return message.from === undefined ? seal({ ...message, from: { ...sender } }) : message;
+  const withSender = withFrom(message, sender);
+  return withSender === message ? message : seal(withSender);
+}
+
+/** `message` with a copy of `sender` as its `from` when it has none, else `message` itself. */
+function withFrom(message: Message, sender: Mailbox): Message {
+  return message.from === undefined ? { ...message, from: { ...sender } } : message;
 }
 
 /** Options for {@linkcode parseMessage}. */
@@ -308,11 +314,9 @@ export function safeParseMessage(
     issues.unshift({ path: "from", message: "is required (no default sender is configured)" });
   }
   if (!result.success || issues.length > 0) return { success: false, issues };
-  const message = seal(result.output);
-  return {
-    success: true,
-    message: defaultFrom ? withDefaultSender(message, defaultFrom) : message,
-  };
+  // Sealed once, with the default sender already in place.
+  const message = defaultFrom === undefined ? result.output : withFrom(result.output, defaultFrom);
+  return { success: true, message: seal(message) };
 }
 
 /**

@@ -268,6 +268,14 @@ describe("validated once", () => {
     assert.equal(composeMessage(result.message).envelope.to[0], "bob@example.com");
   });
 
+  it("marks and freezes a message given the default sender as its from", () => {
+    const { from: _from, ...withoutFrom } = base;
+    const message = parseMessage(withoutFrom, { defaultFrom: "App <app@example.com>" });
+    assert.ok(isValidatedMessage(message));
+    assert.equal(message.from?.address, "app@example.com");
+    assert.ok(Object.isFrozen(message) && Object.isFrozen(message.from));
+  });
+
   it("keeps parseMessage's error for invalid input", () => {
     assert.throws(() => parseMessage({ ...base, to: "nope" }), MessageValidationError);
   });
