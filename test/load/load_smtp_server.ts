@@ -21,12 +21,6 @@ export interface LoadSmtpServerOptions {
   maxDelayMs?: number;
   /** Mixed into the hashes, so another seed refuses other recipients. */
   seed?: number;
-  /**
-   * Awaited before the reply to a command (`"MAIL"`, `"RCPT"`, `"DATA"`) or to
-   * the message data (`"END"`, with the message's id): holds the reply until the
-   * test lets it go, or forever.
-   */
-  holdReply?: (step: "MAIL" | "RCPT" | "DATA" | "END", id?: string) => Promise<void>;
 }
 
 /** What the server did with each message. */
@@ -148,12 +142,10 @@ export function startLoadSmtpServer(options: LoadSmtpServerOptions = {}): LoadSm
           await reply("250 load.test");
         } else if (verb === "MAIL") {
           recipients = [];
-          await options.holdReply?.("MAIL");
           await reply("250 2.1.0 Ok");
         } else if (verb === "RCPT") {
           const address = /<([^>]*)>/.exec(line)?.[1] ?? "";
           const fate = fateOfRecipient(address);
-          await options.holdReply?.("RCPT");
           if (fate === "accept") {
             recipients.push(address);
             await reply("250 2.1.5 Ok");
@@ -169,7 +161,6 @@ export function startLoadSmtpServer(options: LoadSmtpServerOptions = {}): LoadSm
             await reply("554 5.5.1 No valid recipients");
             continue;
           }
-          await options.holdReply?.("DATA");
           await reply("354 End data with <CR><LF>.<CR><LF>");
           // The data may be just ".\r\n", or end in CRLF.CRLF.
           const empty = buffer.length >= 3 && decoder.decode(buffer.subarray(0, 3)) === ".\r\n";
@@ -183,7 +174,6 @@ export function startLoadSmtpServer(options: LoadSmtpServerOptions = {}): LoadSm
             await reply("554 5.6.0 No X-Load-Id");
             continue;
           }
-          await options.holdReply?.("END", id);
           if (dropsMessage(id)) {
             record.dropped.add(id);
             return; // finally closes without a reply: the outcome is unknown to the client.
@@ -240,13 +230,7 @@ export function startLoadSmtpServer(options: LoadSmtpServerOptions = {}): LoadSm
           // Already closed.
         }
       }
-      // A reply held forever keeps its handler waiting: do not wait for it long.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        Promise.allSettled(handlers),
-        new Promise((resolve) => timer = setTimeout(resolve, 2000)),
-      ]);
-      clearTimeout(timer);
+      await Promise.allSettled(handlers);
     },
   };
 }
