@@ -433,28 +433,27 @@ export class TransactionStream {
         const what = describeExpected(expected);
         reply = this.#wire.readBuffered(what) ?? await this.#wire.read(what);
       } catch (error) {
-        this.#failure ??= error;
-        this.#fail(error);
-        this.#readerActive = false;
-        await this.#wire.destroy();
-        return;
+        return await this.#stopReading(error);
       }
       this.#expected.shift();
       this.#interpret(expected, reply);
       if (reply.code === 421 && this.#expected.length > 0) {
         // The server is closing the connection: what it had not answered yet goes elsewhere.
-        const closing = closingError(reply, this.#wire.phase);
-        this.#failure ??= closing;
-        this.#fail(closing);
-        this.#readerActive = false;
-        await this.#wire.destroy();
-        return;
+        return await this.#stopReading(closingError(reply, this.#wire.phase));
       }
       if (this.#expected.length === 0) {
         for (const resolve of this.#replyWaiters.splice(0)) resolve();
       }
       this.wake();
     }
+  }
+
+  /** The reader stops on `error`: every open transaction ends with it, the connection goes. */
+  async #stopReading(error: unknown): Promise<void> {
+    this.#failure ??= error;
+    this.#fail(error);
+    this.#readerActive = false;
+    await this.#wire.destroy();
   }
 
   /** Files `reply` with the transaction it answers and acts on the verdict. */
