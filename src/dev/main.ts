@@ -17,6 +17,7 @@ import { type LogFormat, logFormatOf } from "../http/logging.ts";
 import {
   drainExitCode,
   GracefulShutdown,
+  resolvesWithin,
   ShutdownConfigError,
   shutdownTimeoutMs,
 } from "../http/shutdown.ts";
@@ -115,7 +116,7 @@ export async function main(env: Env = Deno.env.toObject()): Promise<number> {
     // Past the bound the last responses (unknown_outcome…) were handed over but may not be
     // written yet; a stalled reader would hold `stopped` forever, so it gets a moment only.
     if (drain === "drained") await stopped;
-    else await settledWithin(stopped, FORCED_RESPONSES_MS);
+    else await resolvesWithin(stopped.catch(() => {}), FORCED_RESPONSES_MS);
     await mailServer?.close();
     await store.close();
     return drainExitCode(drain);
@@ -130,14 +131,6 @@ export async function main(env: Env = Deno.env.toObject()): Promise<number> {
 
 /** After a forced drain, how long the responses handed over may take to be written. */
 const FORCED_RESPONSES_MS = 2000;
-
-/** Resolves once `promise` has settled, or after `ms`. */
-async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
-  await Promise.race([promise.catch(() => {}), late]);
-  clearTimeout(timer);
-}
 
 /** `PORT`-like variables: an integer 0..65535, 0 meaning any free port. */
 function readPort(env: Env, name: string, fallback: number): number {

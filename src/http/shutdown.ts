@@ -301,8 +301,8 @@ function settleQuietly(
   });
 }
 
-/** Resolves `true` once `promise` has resolved, `false` if `ms` pass first. */
-function resolvesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
+/** Resolves `true` once `promise` has resolved, `false` if `ms` pass first; rejects with it. */
+export function resolvesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout>;
   const late = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms));
   return Promise.race([promise.then(() => true), late]).finally(() => clearTimeout(timer));
