@@ -23,13 +23,7 @@ const PASSWORD = "correct horse battery staple";
 const base = { from: "ann@example.com", to: "bob@example.org", subject: "Hi", text: "Hello" };
 
 function clientFor(server: TestSmtpServer, options: Partial<SmtpClientOptions> = {}) {
-  return new SmtpClient({
-    host: "localhost",
-    port: server.port,
-    caCerts: [server.caCert],
-    timeoutMs: 5000,
-    ...options,
-  });
+  return faultClient(server, { timeoutMs: 5000, ...options });
 }
 
 describe("SmtpClient: AUTH against smtp-server", () => {
