@@ -18,7 +18,6 @@
 import { EdgemailError, sendEmail } from "../client/mod.ts";
 import type { EmailResult, EmailStatusEvent } from "../client/types.ts";
 import { ConfigError, loadConfig } from "../http/config.ts";
-import { mediaTypeForFilename } from "../message/media_types.ts";
 import {
   type AttachmentInput,
   type MessageInput,
@@ -156,8 +155,8 @@ async function attachment(path: string): Promise<AttachmentInput> {
   } catch (error) {
     throw new UsageError(`--attach: cannot read ${path}: ${(error as Error).message}`);
   }
-  const filename = path.split(/[\\/]/).pop()!;
-  return { filename, content: bytes.toBase64(), contentType: mediaTypeForFilename(filename) };
+  // No contentType: the message schema takes it from the file name's extension.
+  return { filename: path.split(/[\\/]/).pop()!, content: bytes.toBase64() };
 }
 
 /** `--header "Name: value"` flags as a record; values are never echoed (they may be secrets). */
