@@ -34,7 +34,8 @@ function appFor(env: Record<string, unknown>): Hono {
   if (app !== undefined) return app;
   const namespace = env[STORE_BINDING];
   const hasStore = isDurableObjectNamespace(namespace);
-  const config = loadConfig(stringVariables(env), { store: hasStore });
+  const variables = stringVariables(env);
+  const config = loadConfig(variables, { store: hasStore });
   if (config.smtp.caCerts !== undefined) {
     console.warn(
       "edgemail: SMTP_CA_CERT is ignored on Cloudflare Workers: certificates are checked " +
@@ -52,7 +53,7 @@ function appFor(env: Record<string, unknown>): Hono {
     perRequestClient: true,
     store: hasStore ? durableObjectStore(namespace) : undefined,
     clientAddress: cloudflareConnectingIp,
-    logFormat: logFormatOf(stringVariables(env)),
+    logFormat: logFormatOf(variables),
   });
   return app;
 }
