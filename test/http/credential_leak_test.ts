@@ -83,15 +83,20 @@ async function appEchoing(mechanism: "PLAIN" | "LOGIN") {
     capabilities: ["PIPELINING", "ENHANCEDSTATUSCODES", "STARTTLS", `AUTH ${mechanism}`],
     AUTH: echoingAuth(mechanism),
   }));
+  return appFor(server, PASSWORD);
+}
+
+/** The app sending through `server` as USER with `password` (closed after the tests). */
+function appFor(server: FaultServer, password: string, options?: { store: boolean }) {
   servers.push(server);
   const config = loadConfig({
     SMTP_URL: `smtp://${encodeURIComponent(USER)}:${
-      encodeURIComponent(PASSWORD)
+      encodeURIComponent(password)
     }@127.0.0.1:${server.port}`,
     SMTP_CA_CERT: server.caCert,
     API_KEYS: API_KEY,
     MAIL_FROM: "App <app@example.com>",
-  });
+  }, options);
   const client = new SmtpClient({ ...config.smtp, pool: { idleTimeoutMs: 200 } });
   clients.push(client);
   return createApp(config, { client });
@@ -211,18 +216,7 @@ async function appQuoting(password: string) {
     },
     message: `250 2.0.0 queued as ${quoted}\r\n`,
   }));
-  servers.push(server);
-  const config = loadConfig({
-    SMTP_URL: `smtp://${encodeURIComponent(USER)}:${
-      encodeURIComponent(password)
-    }@127.0.0.1:${server.port}`,
-    SMTP_CA_CERT: server.caCert,
-    API_KEYS: API_KEY,
-    MAIL_FROM: "App <app@example.com>",
-  }, { store: true });
-  const client = new SmtpClient({ ...config.smtp, pool: { idleTimeoutMs: 200 } });
-  clients.push(client);
-  return createApp(config, { client });
+  return appFor(server, password, { store: true });
 }
 
 /** The frames of an SSE text, each checked to be `event`, one `data` line of JSON, `id`. */
