@@ -3,16 +3,42 @@ import assert from "node:assert/strict";
 import {
   connectRaw,
   type FaultConnection,
+  type FaultHandler,
+  type FaultServer,
+  type FaultServerOptions,
   multiline,
+  type RawClient,
   smtpScript,
   startFaultServer,
 } from "./fault_server.ts";
 
+/**
+ * Starts a fault server running `handler`, connects a raw client (over
+ * implicit TLS with the server's CA when `options.implicitTls`), runs `talk`,
+ * then closes both; resolves with the server for checks after its close.
+ */
+async function withRawClient(
+  handler: FaultHandler,
+  talk: (client: RawClient, server: FaultServer) => Promise<void>,
+  options: FaultServerOptions = {},
+): Promise<FaultServer> {
+  const server = await startFaultServer(handler, options);
+  const client = await connectRaw(
+    server.port,
+    options.implicitTls ? { implicitTlsCaCert: server.caCert } : {},
+  );
+  try {
+    await talk(client, server);
+  } finally {
+    client.close();
+    await server.close();
+  }
+  return server;
+}
+
 describe("startFaultServer with smtpScript", () => {
   it("plays a whole plain session and records every line", async () => {
-    const server = await startFaultServer(smtpScript());
-    const client = await connectRaw(server.port);
-    try {
+    const server = await withRawClient(smtpScript(), async (client) => {
       assert.equal(await client.readReply(), "220 fault.test ESMTP ready");
       await client.send("EHLO client.test\r\n");
       const ehlo = await client.readReply();
@@ -28,10 +54,7 @@ describe("startFaultServer with smtpScript", () => {
       await client.send("QUIT\r\n");
       assert.equal(await client.readReply(), "221 2.0.0 Bye");
       assert.equal(await client.readReply(), null, "the server closes after QUIT");
-    } finally {
-      client.close();
-      await server.close();
-    }
+    });
     assert.equal(server.connections, 1);
     assert.deepEqual(server.transcript, [
       "EHLO client.test",
@@ -48,89 +71,78 @@ describe("startFaultServer with smtpScript", () => {
 
   it("runs an overridden step instead of the default and keeps the others", async () => {
     let content: string | undefined;
-    const server = await startFaultServer(smtpScript({
-      RCPT: (conn, line) =>
-        conn.send(line.includes("bad@") ? "550 5.1.1 No such user\r\n" : "250 2.1.5 Ok\r\n")
-          .then(() => {}),
-      message: (conn, data) => {
-        content = data;
-        conn.destroy(); // the connection is lost after the whole message
+    await withRawClient(
+      smtpScript({
+        RCPT: (conn, line) =>
+          conn.send(line.includes("bad@") ? "550 5.1.1 No such user\r\n" : "250 2.1.5 Ok\r\n")
+            .then(() => {}),
+        message: (conn, data) => {
+          content = data;
+          conn.destroy(); // the connection is lost after the whole message
+        },
+      }),
+      async (client) => {
+        await client.readReply();
+        await client.send("EHLO c\r\n");
+        await client.readReply();
+        await client.send("MAIL FROM:<a@example.com>\r\n");
+        assert.equal(await client.readReply(), "250 2.1.0 Ok");
+        await client.send("RCPT TO:<bad@example.com>\r\n");
+        assert.equal(await client.readReply(), "550 5.1.1 No such user");
+        await client.send("RCPT TO:<good@example.com>\r\n");
+        assert.equal(await client.readReply(), "250 2.1.5 Ok");
+        await client.send("DATA\r\n");
+        await client.readReply();
+        await client.send("x\r\n.\r\n");
+        assert.equal(await client.readReply(), null);
       },
-    }));
-    const client = await connectRaw(server.port);
-    try {
-      await client.readReply();
-      await client.send("EHLO c\r\n");
-      await client.readReply();
-      await client.send("MAIL FROM:<a@example.com>\r\n");
-      assert.equal(await client.readReply(), "250 2.1.0 Ok");
-      await client.send("RCPT TO:<bad@example.com>\r\n");
-      assert.equal(await client.readReply(), "550 5.1.1 No such user");
-      await client.send("RCPT TO:<good@example.com>\r\n");
-      assert.equal(await client.readReply(), "250 2.1.5 Ok");
-      await client.send("DATA\r\n");
-      await client.readReply();
-      await client.send("x\r\n.\r\n");
-      assert.equal(await client.readReply(), null);
-    } finally {
-      client.close();
-      await server.close();
-    }
+    );
     assert.equal(content, "x\r\n.\r\n");
   });
 
   it("upgrades with STARTTLS and advertises the post-TLS capabilities", async () => {
-    const server = await startFaultServer(smtpScript({
-      capabilities: ["STARTTLS", "AUTH PLAIN"],
-      capabilitiesAfterTls: ["AUTH LOGIN"],
-    }));
-    const client = await connectRaw(server.port);
-    try {
-      await client.readReply();
-      await client.send("EHLO c\r\n");
-      assert.equal(await client.readReply(), "250-fault.test\r\n250-STARTTLS\r\n250 AUTH PLAIN");
-      await client.send("STARTTLS\r\n");
-      assert.equal(await client.readReply(), "220 2.0.0 Ready to start TLS");
-      await client.startTls(server.caCert);
-      assert.equal(client.secure, true);
-      await client.send("EHLO c\r\n");
-      assert.equal(await client.readReply(), "250-fault.test\r\n250 AUTH LOGIN");
-      await client.send(`AUTH PLAIN ${btoa("\0user\0secret")}\r\n`);
-      assert.equal(await client.readReply(), "235 2.7.0 Authentication successful");
-    } finally {
-      client.close();
-      await server.close();
-    }
+    await withRawClient(
+      smtpScript({
+        capabilities: ["STARTTLS", "AUTH PLAIN"],
+        capabilitiesAfterTls: ["AUTH LOGIN"],
+      }),
+      async (client, { caCert }) => {
+        await client.readReply();
+        await client.send("EHLO c\r\n");
+        assert.equal(await client.readReply(), "250-fault.test\r\n250-STARTTLS\r\n250 AUTH PLAIN");
+        await client.send("STARTTLS\r\n");
+        assert.equal(await client.readReply(), "220 2.0.0 Ready to start TLS");
+        await client.startTls(caCert);
+        assert.equal(client.secure, true);
+        await client.send("EHLO c\r\n");
+        assert.equal(await client.readReply(), "250-fault.test\r\n250 AUTH LOGIN");
+        await client.send(`AUTH PLAIN ${btoa("\0user\0secret")}\r\n`);
+        assert.equal(await client.readReply(), "235 2.7.0 Authentication successful");
+      },
+    );
   });
 
   it("serves implicit TLS", async () => {
-    const server = await startFaultServer(smtpScript(), { implicitTls: true });
-    const client = await connectRaw(server.port, { implicitTlsCaCert: server.caCert });
-    try {
+    await withRawClient(smtpScript(), async (client) => {
       assert.equal(await client.readReply(), "220 fault.test ESMTP ready");
       await client.send("EHLO c\r\n");
       const ehlo = await client.readReply();
       assert.doesNotMatch(ehlo ?? "", /STARTTLS/, "no STARTTLS on a TLS connection");
-    } finally {
-      client.close();
-      await server.close();
-    }
+    }, { implicitTls: true });
   });
 
   it("answers BDAT chunks and runs the message step after LAST", async () => {
-    const server = await startFaultServer(smtpScript({ capabilities: ["CHUNKING"] }));
-    const client = await connectRaw(server.port);
-    try {
-      await client.readReply();
-      await client.send("EHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n");
-      for (let i = 0; i < 3; i++) await client.readReply();
-      await client.send("BDAT 5\r\nhelloBDAT 3 LAST\r\n!\r\n");
-      assert.equal(await client.readReply(), "250 2.0.0 5 octets received");
-      assert.equal(await client.readReply(), "250 2.0.0 Ok: queued as FAULT1");
-    } finally {
-      client.close();
-      await server.close();
-    }
+    await withRawClient(
+      smtpScript({ capabilities: ["CHUNKING"] }),
+      async (client) => {
+        await client.readReply();
+        await client.send("EHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n");
+        for (let i = 0; i < 3; i++) await client.readReply();
+        await client.send("BDAT 5\r\nhelloBDAT 3 LAST\r\n!\r\n");
+        assert.equal(await client.readReply(), "250 2.0.0 5 octets received");
+        assert.equal(await client.readReply(), "250 2.0.0 Ok: queued as FAULT1");
+      },
+    );
   });
 });
 
@@ -195,14 +207,12 @@ describe("FaultConnection", () => {
     // The stall itself (a client's writes blocking on a full window) is what the
     // zero-window case of fault_matrix_test.ts shows; here, that reading resumes.
     const held = Promise.withResolvers<FaultConnection>();
-    const server = await startFaultServer(async (conn) => {
+    await withRawClient(async (conn) => {
       conn.pauseReading();
       await conn.send("220 paused\r\n");
       held.resolve(conn);
       if (await conn.readLine() === "NOOP") await conn.send("250 resumed\r\n");
-    });
-    const client = await connectRaw(server.port);
-    try {
+    }, async (client) => {
       assert.equal(await client.readReply(), "220 paused");
       await client.send("NOOP\r\n");
       const conn = await held.promise;
@@ -210,10 +220,7 @@ describe("FaultConnection", () => {
       conn.resumeReading();
       assert.equal(await client.readReply(), "250 resumed");
       assert.equal(conn.received, "NOOP\r\n");
-    } finally {
-      client.close();
-      await server.close();
-    }
+    });
   });
 
   it("serves the certificate names it was given", async () => {
@@ -248,7 +255,7 @@ describe("FaultConnection", () => {
 
   it("discards plaintext pipelined behind STARTTLS and reads what follows over TLS", async () => {
     const lines: (string | null)[] = [];
-    const server = await startFaultServer(async (conn) => {
+    const server = await withRawClient(async (conn) => {
       await conn.send("220 hi\r\n");
       lines.push(await conn.readLine());
       await conn.send("220 go ahead\r\n");
@@ -256,19 +263,14 @@ describe("FaultConnection", () => {
       lines.push(await conn.readLine());
       await conn.send("250 ok\r\n");
       await conn.readLine();
-    });
-    const client = await connectRaw(server.port);
-    try {
+    }, async (client, { caCert }) => {
       await client.readReply();
       await client.send("STARTTLS\r\nEHLO injected\r\n");
       assert.equal(await client.readReply(), "220 go ahead");
-      await client.startTls(server.caCert);
+      await client.startTls(caCert);
       await client.send("EHLO real\r\n");
       assert.equal(await client.readReply(), "250 ok");
-    } finally {
-      client.close();
-      await server.close();
-    }
+    });
     assert.deepEqual(lines, ["STARTTLS", "EHLO real"]);
     assert.deepEqual(server.transcript, ["STARTTLS", "EHLO injected", "EHLO real"]);
   });
@@ -298,20 +300,15 @@ describe("FaultConnection", () => {
 
   it("readData returns an empty message as just the terminator", async () => {
     let data: string | null | undefined;
-    const server = await startFaultServer(async (conn) => {
+    await withRawClient(async (conn) => {
       await conn.send("354 go\r\n");
       data = await conn.readData();
       await conn.send("250 ok\r\n");
-    });
-    const client = await connectRaw(server.port);
-    try {
+    }, async (client) => {
       await client.readReply();
       await client.send(".\r\n");
       assert.equal(await client.readReply(), "250 ok");
-    } finally {
-      client.close();
-      await server.close();
-    }
+    });
     assert.equal(data, ".\r\n");
   });
 
