@@ -13,8 +13,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { denoConnect, resultOf, type SendResult, SmtpError } from "../../src/mod.ts";
-import type { Connect, SmtpSocket } from "../../src/socket/socket.ts";
+import { resultOf, type SendResult, SmtpError } from "../../src/mod.ts";
 import {
   type FaultConnection,
   type FaultServer,
@@ -30,6 +29,7 @@ import {
   FAULT_MESSAGE as message,
   faultClient,
   nth,
+  overriddenConnect,
   queueAll,
   realistic,
   REFUSED,
@@ -93,27 +93,17 @@ function countingReads() {
   const chunks: string[] = [];
   let waiters: { at: number; resolve: () => void }[] = [];
   const decoder = new TextDecoder();
-  const connect: Connect = async (options) => {
-    const socket = await denoConnect(options);
-    const wrapped: SmtpSocket = {
-      get secure() {
-        return socket.secure;
-      },
-      read: async () => {
-        const bytes = await socket.read();
-        if (bytes !== null) {
-          reads++;
-          chunks.push(decoder.decode(bytes));
-          waiters = waiters.filter((waiter) => waiter.at > reads || void waiter.resolve());
-        }
-        return bytes;
-      },
-      write: (bytes) => socket.write(bytes),
-      startTls: (tls) => socket.startTls(tls),
-      close: () => socket.close(),
-    };
-    return wrapped;
-  };
+  const connect = overriddenConnect((socket) => ({
+    read: async () => {
+      const bytes = await socket.read();
+      if (bytes !== null) {
+        reads++;
+        chunks.push(decoder.decode(bytes));
+        waiters = waiters.filter((waiter) => waiter.at > reads || void waiter.resolve());
+      }
+      return bytes;
+    },
+  }));
   return {
     connect,
     chunks,
@@ -655,22 +645,13 @@ describe("fault matrix: DATA", () => {
     // The write that carries the final dot stalls: the socket accepts everything but
     // the write that ends the data, as a kernel whose buffers a stalled server filled
     // would, so that write never completes.
-    const connect: Connect = async (options) => {
-      const socket = await denoConnect(options);
-      const decoder = new TextDecoder();
-      return {
-        get secure() {
-          return socket.secure;
-        },
-        read: () => socket.read(),
-        write: (bytes) =>
-          decoder.decode(bytes).endsWith("\r\n.\r\n")
-            ? new Promise<void>(() => {})
-            : socket.write(bytes),
-        startTls: (tls) => socket.startTls(tls),
-        close: () => socket.close(),
-      };
-    };
+    const decoder = new TextDecoder();
+    const connect = overriddenConnect((socket) => ({
+      write: (bytes) =>
+        decoder.decode(bytes).endsWith("\r\n.\r\n")
+          ? new Promise<void>(() => {})
+          : socket.write(bytes),
+    }));
     await withServer({}, async (server) => {
       const error = await guard(
         sendExpectingError(faultClient(server, { ...PLAIN, connect, timeoutMs: 1000 })),

@@ -6,13 +6,13 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { denoConnect, type StatusEvent } from "../../src/mod.ts";
-import type { Connect } from "../../src/socket/socket.ts";
+import type { StatusEvent } from "../../src/mod.ts";
 import { type FaultConnection, smtpScript, startFaultServer } from "../support/fault_server.ts";
 import {
   delivered,
   FAULT_MESSAGE as message,
   faultClient as clientFor,
+  overriddenConnect,
   sendExpectingError,
   withServer,
 } from "../support/fault_client.ts";
@@ -184,14 +184,8 @@ describe("session against a fault server: idle pooled connections", () => {
       // hang-up: only the idle watch reads between the two sends.
       let noticeHangUp!: () => void;
       const hungUp = new Promise<void>((resolve) => (noticeHangUp = resolve));
-      let opened = 0;
-      const connect: Connect = async (options) => {
-        const socket = await denoConnect(options);
-        if (++opened > 1) return socket;
-        return {
-          get secure() {
-            return socket.secure;
-          },
+      const connect = overriddenConnect((socket, index) =>
+        index > 0 ? {} : {
           read: () =>
             socket.read().then((bytes) => {
               if (bytes === null) noticeHangUp();
@@ -200,11 +194,8 @@ describe("session against a fault server: idle pooled connections", () => {
               noticeHangUp();
               throw error;
             }),
-          write: (bytes) => socket.write(bytes),
-          startTls: (tlsOptions) => socket.startTls(tlsOptions),
-          close: () => socket.close(),
-        };
-      };
+        }
+      );
       try {
         // A pool timeout far beyond the guard: only the idle watch can notice the hang-up.
         const client = clientFor(server, { tls: "none", connect, pool: { idleTimeoutMs: 60_000 } });
@@ -235,27 +226,19 @@ describe("session against a fault server: idle pooled connections", () => {
 /** A socket factory over `denoConnect` that tracks how many sockets are open at once. */
 function countingConnect() {
   const counts = { open: 0, max: 0, opened: 0 };
-  const connect: Connect = async (options) => {
-    const socket = await denoConnect(options);
+  const connect = overriddenConnect((socket) => {
     counts.open++;
     counts.opened++;
     counts.max = Math.max(counts.max, counts.open);
     let closed = false;
-    const close = async () => {
-      await socket.close();
-      if (!closed) counts.open--;
-      closed = true;
-    };
     return {
-      get secure() {
-        return socket.secure;
+      close: async () => {
+        await socket.close();
+        if (!closed) counts.open--;
+        closed = true;
       },
-      read: () => socket.read(),
-      write: (bytes) => socket.write(bytes),
-      startTls: (tls) => socket.startTls(tls),
-      close,
     };
-  };
+  });
   return { connect, counts };
 }
 

@@ -17,7 +17,14 @@
  */
 
 import assert from "node:assert/strict";
-import { type MessageInput, SmtpClient, type SmtpClientOptions, SmtpError } from "../../src/mod.ts";
+import {
+  denoConnect,
+  type MessageInput,
+  SmtpClient,
+  type SmtpClientOptions,
+  SmtpError,
+} from "../../src/mod.ts";
+import type { Connect, SmtpSocket } from "../../src/socket/socket.ts";
 import {
   type FaultConnection,
   type FaultServer,
@@ -90,6 +97,32 @@ export function faultClient(
     timeoutMs: 2000,
     ...options,
   });
+}
+
+/** The calls of a socket a test may take over: the others pass straight through. */
+export type SocketOverrides = Partial<Pick<SmtpSocket, "read" | "write" | "close">>;
+
+/**
+ * A socket factory over `denoConnect` whose sockets pass every call through,
+ * except the ones `overrides` returns for that socket (`index` counts from 0).
+ */
+export function overriddenConnect(
+  overrides: (socket: SmtpSocket, index: number) => SocketOverrides,
+): Connect {
+  let opened = 0;
+  return async (options) => {
+    const socket = await denoConnect(options);
+    const own = overrides(socket, opened++);
+    return {
+      get secure() {
+        return socket.secure;
+      },
+      read: own.read ?? (() => socket.read()),
+      write: own.write ?? ((bytes) => socket.write(bytes)),
+      startTls: (tls) => socket.startTls(tls),
+      close: own.close ?? (() => socket.close()),
+    };
+  };
 }
 
 /** Sends `message` (default {@linkcode FAULT_MESSAGE}), expecting an `SmtpError`; closes the client. */
