@@ -3,7 +3,7 @@
  * bundled with esbuild and minified, as `wrangler deploy` ships it
  * (`minify = true`, `keep_names = false` in `wrangler.toml`; the dry run
  * uploads these bytes to within a few). The contract's target is 102 400
- * bytes; the bundle is 147 516 today (a known miss, shown by `deno task
+ * bytes; the bundle is 150 718 today (a known miss, shown by `deno task
  * bench`), so this test holds the line against growth: it fails above the
  * ceiling, printing what takes the most room. Lower the ceiling as the bundle
  * shrinks, down to the target.
