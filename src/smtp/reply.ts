@@ -51,7 +51,6 @@ export interface ReadReplyOptions {
 
 const CR = 0x0d;
 const LF = 0x0a;
-const REPLY_LINE = /^([2-5][0-5][0-9])(?:([ -])(.*))?$/s;
 const ENHANCED_CODE = /^([245])\.(\d{1,3})\.(\d{1,3})(?: |$)/;
 const decoder = new TextDecoder();
 
@@ -127,12 +126,7 @@ export class ReplyReader {
     while (true) {
       // A line already buffered (the usual case for pipelined replies) costs no promise.
       const line = this.#takeLine(options) ?? await this.#readLine(options, deadline);
-      const separator = replySeparator(line);
-      if (separator === undefined) {
-        throw protocolError(options.phase, "a reply line that does not start with a 3-digit code");
-      }
-      const code = line.slice(0, 3);
-      const text = line.length > 4 ? line.slice(4) : "";
+      const { code, separator, text } = parseReplyLine(line, options.phase);
       if (lines === undefined) {
         if (separator !== "-") return singleLineReply(code, text);
         lines = [];
@@ -159,13 +153,10 @@ export class ReplyReader {
   takeBuffered(options: ReadReplyOptions): SmtpReply | undefined {
     const line = this.#peekLine(options);
     if (line === undefined) return undefined;
-    const separator = replySeparator(line);
-    if (separator === undefined) {
-      throw protocolError(options.phase, "a reply line that does not start with a 3-digit code");
-    }
+    const { code, separator, text } = parseReplyLine(line, options.phase);
     if (separator === "-") return undefined;
     this.#buffer = this.#buffer.subarray(this.#peekedEnd);
-    return singleLineReply(line.slice(0, 3), line.length > 4 ? line.slice(4) : "");
+    return singleLineReply(code, text);
   }
 
   /** The next line if the buffer holds all of it (consumed, without CRLF); else `undefined`. */
@@ -233,8 +224,8 @@ export class ReplyReader {
       return undefined;
     }
     const text = decoder.decode(this.#buffer);
-    const match = REPLY_LINE.exec(text);
-    if (!match || match[2] === "-") return undefined;
+    const separator = replySeparator(text);
+    if (separator === undefined || separator === "-") return undefined;
     this.#buffer = new Uint8Array(0);
     return text;
   }
@@ -285,10 +276,22 @@ interface ReplyLine {
   text: string;
 }
 
+/** `line` split into its code, separator and text; protocol error when it has no reply code. */
+function parseReplyLine(
+  line: string,
+  phase: SmtpPhase,
+): ReplyLine & { separator: string } {
+  const separator = replySeparator(line);
+  if (separator === undefined) {
+    throw protocolError(phase, "a reply line that does not start with a 3-digit code");
+  }
+  return { code: line.slice(0, 3), separator, text: line.length > 4 ? line.slice(4) : "" };
+}
+
 /**
  * The separator of a reply line (`" "`, `"-"`, or `""` for a bare code), or
- * `undefined` when the line does not start with a reply code; what
- * `REPLY_LINE` matches, without a regular expression per line.
+ * `undefined` when the line does not start with a reply code (2xx-5xx, second
+ * digit 0-5), checked without a regular expression per line.
  */
 function replySeparator(line: string): string | undefined {
   if (line.length < 3) return undefined;
